@@ -1,0 +1,85 @@
+# pgha.cluster: the two commands of the quick start are `make lab` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+BIN         := $(CURDIR)/$(VENV)/bin
+PYTHON      := python3
+LAB_DISTRO  ?= 12
+DISTROS     ?= 12 13
+COLLECTION_LINK := .collections/ansible_collections/pgha/cluster
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export ANSIBLE_FORCE_COLOR ?= 0
+export PY_COLORS ?= 0
+export LAB_DISTRO
+
+.PHONY: help venv docker images lab lab-up lab-status lab-destroy docker-stop \
+        lint sanity unit molecule molecule-12 molecule-13 test bench clean
+
+help:
+	@echo "make lab          build what is needed, bring up the Docker lab and provision it (LAB_DISTRO=12|13)"
+	@echo "make test         lint + sanity + unit tests + Molecule on Debian 12 and 13"
+	@echo "make lab-status   print the lab's cluster state"
+	@echo "make lab-destroy  remove the lab's containers and network"
+	@echo "make docker-stop  stop the dockerd this project started (if it started one)"
+
+# --- tooling -----------------------------------------------------------------------------
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../.. $@
+
+venv: $(VENV)/.installed $(COLLECTION_LINK)
+
+docker:
+	lab/docker-engine.sh start
+
+docker-stop:
+	lab/docker-engine.sh stop
+
+images: docker
+	@for d in $(sort $(LAB_DISTRO) $(DISTROS_NEEDED)); do lab/images/build.sh $$d; done
+
+# --- the lab -----------------------------------------------------------------------------
+lab-up: venv
+	$(MAKE) images DISTROS_NEEDED=$(LAB_DISTRO)
+	ansible-playbook lab/create.yml
+
+lab: lab-up
+	ansible-playbook -i inventories/lab site.yml
+	$(MAKE) --no-print-directory lab-status
+
+lab-status: venv
+	ansible-playbook -i inventories/lab playbooks/status.yml
+
+lab-destroy: venv docker
+	ansible-playbook lab/destroy.yml
+
+# --- tests ---------------------------------------------------------------------------------
+lint: venv
+	ansible-lint
+
+sanity: venv
+	tests/sanity/run.sh
+
+unit: venv
+	python -m pytest -q
+
+molecule-%: venv
+	$(MAKE) images LAB_DISTRO=$*
+	MOLECULE_DISTRO=$* timeout --foreground 1500 molecule test --all
+
+molecule: $(addprefix molecule-,$(DISTROS))
+
+test: lint sanity unit molecule
+
+clean: lab-destroy
+	rm -rf $(VENV) .collections .pytest_cache
