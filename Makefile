@@ -18,7 +18,7 @@ export PY_COLORS ?= 0
 export LAB_DISTRO
 
 .PHONY: help venv docker images lab lab-up lab-status lab-destroy docker-stop \
-        lint sanity unit molecule molecule-12 molecule-13 test bench clean
+        lint sanity unit molecule molecule-12 molecule-13 test bench bench-short clean
 
 help:
 	@echo "make lab          build what is needed, bring up the Docker lab and provision it (LAB_DISTRO=12|13)"
@@ -26,6 +26,7 @@ help:
 	@echo "make lab-status   print the lab's cluster state"
 	@echo "make lab-destroy  remove the lab's containers and network"
 	@echo "make docker-stop  stop the dockerd this project started (if it started one)"
+	@echo "make bench        measure failover and switchover on the lab (BENCH_ARGS='--trials 5')"
 
 # --- tooling -----------------------------------------------------------------------------
 $(VENV)/.installed: requirements.txt
@@ -80,6 +81,15 @@ molecule-%: venv
 molecule: $(addprefix molecule-,$(DISTROS))
 
 test: lint sanity unit molecule
+
+# --- measurements (not part of `make test`; see bench/README.md) --------------------------------
+# Runs on the lab (make lab first): crash, graceful stop and switchover, N trials per profile.
+BENCH_ARGS ?=
+bench: venv
+	python bench/run.py $(BENCH_ARGS)
+
+bench-short: venv
+	python bench/run.py --short
 
 clean: lab-destroy
 	rm -rf $(VENV) .collections .pytest_cache

@@ -1,0 +1,836 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, pgha.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""`make bench`: measured write outages of the lab cluster under faults, per timing profile.
+
+For each trial (--trials N rounds; in each round every profile in turn, so profiles alternate)
+the profile is applied (--apply-cmd), then for each case (crash, graceful, switchover) the write
+probe (bench/probe.py) writes every 50 ms through PgBouncer (lb1:6432, db app) while the fault
+happens, until the old leader is back as a streaming replica. Per trial: longest write gap,
+failed attempts, acknowledged and lost (verify) writes. Also pgbench through PgBouncer vs
+directly to PostgreSQL with -C, and optionally the cold/warm site.yml converge times.
+
+Writes bench/results/<UTC stamp>.json and .png; raw probe logs stay in .cache/bench/<stamp>/.
+See bench/README.md. Exit status: 0 fine, 1 a lost acknowledged write, 2 a trial or the tool
+failed. Ctrl-C leaves the lab running and restarts what the bench stopped.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+import requests
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import probe  # noqa: E402
+
+CASES = ('crash', 'graceful', 'switchover')
+DEFAULT_APPLY = 'ansible-playbook -i {inventory} site.yml -e pgha_timing_profile={profile}'
+PLAYBOOK_SWITCHOVER = 'ansible-playbook -i {inventory} playbooks/switchover.yml -e pgha_switchover_candidate={candidate}'
+REPLICA_ROLES = ('replica', 'sync_standby', 'quorum_standby')
+REPLICA_STATES = ('running', 'streaming')  # Patroni 3.0.2 says running, 4.x streaming
+
+
+class BenchError(Exception):
+    pass
+
+
+def fill(template, **values):
+    """Replace {name} for the given names only (other braces, e.g. JSON, stay as they are)."""
+    return re.sub(r'\{(\w+)\}', lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
+                  template)
+
+
+def log(msg):
+    print('[%s] %s' % (time.strftime('%H:%M:%S'), msg), flush=True)
+
+
+def sh(cmd, timeout, check=True, capture=True, env=None, cwd=REPO, out=None):
+    """Run a command (list) with a hard timeout."""
+    try:
+        if out:
+            with open(out, 'a') as fh:
+                res = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, text=True, timeout=timeout, check=False,
+                                     env=env, cwd=cwd)
+        else:
+            res = subprocess.run(cmd, capture_output=capture, text=True, timeout=timeout, env=env, cwd=cwd,
+                                 check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchError('timed out after %ss: %s' % (timeout, ' '.join(cmd)))
+    if check and res.returncode != 0:
+        detail = (res.stderr or res.stdout or '').strip()[-800:] if capture and not out else 'see %s' % out
+        raise BenchError('failed (rc %d): %s\n%s' % (res.returncode, ' '.join(cmd), detail))
+    return res
+
+
+# ----------------------------------------------------------------------------------------------
+# inventory variables
+
+def load_group_vars(inventory):
+    merged = {}
+    for path in sorted(glob.glob(os.path.join(REPO, inventory, 'group_vars', '*.yml'))) + \
+            sorted(glob.glob(os.path.join(REPO, inventory, 'group_vars', '*', '*.yml'))):
+        try:
+            with open(path) as fh:
+                data = yaml.safe_load(fh) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict):
+            merged.update(data)
+    return merged
+
+
+def resolve_var(gv, name, default, inventory, host='lb1'):
+    """A group_vars value; templated values are resolved by ansible (bounded)."""
+    val = gv.get(name, default)
+    if isinstance(val, str) and '{{' in val:
+        env = dict(os.environ, ANSIBLE_LOAD_CALLBACK_PLUGINS='1', ANSIBLE_STDOUT_CALLBACK='json')
+        res = sh(['ansible', '-i', inventory, host, '-m', 'ansible.builtin.debug', '-a', 'var=%s' % name],
+                 timeout=120, env=env, check=False)
+        try:
+            val = json.loads(res.stdout)['plays'][0]['tasks'][0]['hosts'][host][name]
+        except (ValueError, KeyError, IndexError):
+            raise BenchError('cannot resolve %s through ansible: %s' % (name, res.stdout[-400:]))
+    return val
+
+
+# ----------------------------------------------------------------------------------------------
+# the lab
+
+class Lab:
+    def __init__(self, name, inventory, rest_auth=None, resolve=True):
+        self.name = name
+        self.inventory = inventory
+        self.rest_auth = rest_auth
+        self.ips = {}
+        if resolve:  # not before --converge has (re)created the lab
+            self.refresh_ips()
+
+    def container(self, host):
+        return '%s-%s' % (self.name, host)
+
+    def refresh_ips(self):
+        for host in ('pg1', 'pg2', 'pg3', 'lb1'):
+            res = sh(['docker', 'inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
+                      self.container(host)], timeout=20, check=False)
+            ip = res.stdout.split()[0] if res.returncode == 0 and res.stdout.split() else None
+            if ip:
+                self.ips[host] = ip
+        missing = [h for h in ('pg1', 'pg2', 'pg3', 'lb1') if h not in self.ips]
+        if missing:
+            raise BenchError('lab %s: no container/address for %s (is the lab up? make lab)' % (self.name, missing))
+
+    def host_of_ip(self, ip):
+        for h, a in self.ips.items():
+            if a == ip:
+                return h
+        return None
+
+    def cluster(self, exclude=()):
+        """GET /cluster from the first database node that answers (2 s per node)."""
+        last = None
+        for host in ('pg1', 'pg2', 'pg3'):
+            if host in exclude:
+                continue
+            try:
+                r = requests.get('http://%s:8008/cluster' % self.ips[host], timeout=2)
+                r.raise_for_status()
+                data = r.json()
+                for m in data.get('members', []):
+                    m['lab_host'] = self.host_of_ip(m.get('host')) or m.get('name')
+                return data
+            except (requests.RequestException, ValueError) as exc:
+                last = exc
+        raise BenchError('no Patroni REST API answers: %s' % last)
+
+    def config(self):
+        for host in ('pg1', 'pg2', 'pg3'):
+            try:
+                r = requests.get('http://%s:8008/config' % self.ips[host], timeout=2)
+                if r.ok:
+                    c = r.json()
+                    return {k: c.get(k) for k in ('ttl', 'loop_wait', 'retry_timeout', 'synchronous_mode',
+                                                  'synchronous_mode_strict', 'failsafe_mode',
+                                                  'maximum_lag_on_failover')}
+            except (requests.RequestException, ValueError):
+                continue
+        return None
+
+    @staticmethod
+    def leaders(cl):
+        return [m for m in cl.get('members', []) if m.get('role') in ('leader', 'master', 'standby_leader')
+                and m.get('state') in ('running', 'streaming', None)]
+
+    @staticmethod
+    def is_streaming_replica(m):
+        return m.get('role') in REPLICA_ROLES and m.get('state') in REPLICA_STATES and \
+            m.get('lag') not in (None, 'unknown')
+
+    def healthy(self, cl, members=3):
+        ms = cl.get('members', [])
+        return len(ms) == members and len(self.leaders(cl)) == 1 and \
+            sum(1 for m in ms if self.is_streaming_replica(m)) == members - 1
+
+    def wait(self, what, pred, timeout, interval=0.5, exclude=()):
+        """Poll /cluster until pred(cluster) is truthy; return (value, cluster, seconds)."""
+        t0 = time.time()
+        last = None
+        while time.time() - t0 < timeout:
+            try:
+                cl = self.cluster(exclude=exclude)
+                last = cl
+                v = pred(cl)
+                if v:
+                    return v, cl, time.time() - t0
+            except BenchError as exc:
+                last = str(exc)
+            time.sleep(interval)
+        raise BenchError('timed out after %ss waiting for %s; last cluster state: %s'
+                         % (timeout, what, json.dumps(last)[:1500]))
+
+    def wait_healthy(self, timeout):
+        return self.wait('a healthy cluster (1 leader, 2 streaming replicas)', self.healthy, timeout)[1]
+
+    def docker(self, *args, timeout=60, check=True):
+        return sh(['docker'] + list(args), timeout=timeout, check=check)
+
+    def exec(self, host, cmd, timeout=60, check=True, env=None):
+        args = ['docker', 'exec']
+        for k, v in (env or {}).items():
+            args += ['-e', '%s=%s' % (k, v)]
+        return sh(args + [self.container(host)] + cmd, timeout=timeout, check=check)
+
+
+# ----------------------------------------------------------------------------------------------
+# probe handling
+
+class ProbeProc:
+    def __init__(self, dsn, logfile, duration, interval=0.05, attempt_timeout=15.0):
+        self.logfile = logfile
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.join(HERE, 'probe.py'), 'run', '--dsn', dsn, '--interval', str(interval),
+             '--duration', str(duration), '--log', logfile, '--attempt-timeout', str(attempt_timeout)],
+            stdout=open(logfile + '.out', 'w'), stderr=subprocess.STDOUT)
+
+    def wait_acks(self, n, timeout):
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            if probe.count_acks(self.logfile) >= n:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        recs = probe.read_jsonl(self.logfile)
+        raise BenchError('the probe could not write through PgBouncer (%d acknowledged in %ss); last record: %s'
+                         % (probe.count_acks(self.logfile), timeout, json.dumps(recs[-1]) if recs else 'none'))
+
+    def acked_after(self, t):
+        """First acknowledgement time after t (None if none yet)."""
+        for r in probe.read_jsonl(self.logfile):
+            if r.get('ok') and r.get('t_end', 0) > t:
+                return r['t_end']
+        return None
+
+    def stop(self, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+# ----------------------------------------------------------------------------------------------
+# the bench
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.inventory = args.inventory
+        gv = load_group_vars(self.inventory)
+        user = resolve_var(gv, 'pgha_app_user', 'app', self.inventory)
+        db = resolve_var(gv, 'pgha_app_database', 'app', self.inventory)
+        pw = args.app_password or os.environ.get('PGHA_APP_PASSWORD') or \
+            resolve_var(gv, 'pgha_app_password', None, self.inventory)
+        if not pw:
+            raise BenchError('no application password: set pgha_app_password in %s/group_vars or '
+                             '--app-password / PGHA_APP_PASSWORD' % self.inventory)
+        rest_user = resolve_var(gv, 'patroni_restapi_username', '', self.inventory)
+        rest_pw = resolve_var(gv, 'patroni_restapi_password', '', self.inventory)
+        self.app = {'user': user, 'db': db, 'password': pw}
+        self.lab = Lab(args.lab_name, self.inventory, (rest_user, rest_pw) if rest_pw else None,
+                       resolve=not args.converge)
+        self.stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+        self.workdir = os.path.join(REPO, '.cache', 'bench', self.stamp)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.restores = []  # (description, callable): undone faults, run on any exit
+        self.probe = None
+        self.results = {
+            'stamp': self.stamp, 'lab': args.lab_name, 'mode': 'short' if args.short else 'full',
+            'profiles': args.profiles, 'cases': args.cases, 'trials_per_profile': args.trials,
+            'apply_cmd': None if args.no_apply else args.apply_cmd,
+            'switchover_cmd': args.switchover_cmd, 'probe_interval': args.interval,
+            'workdir': os.path.relpath(self.workdir, REPO), 'trials': [], 'applies': [],
+        }
+        self.deadline = time.time() + args.max_time
+
+    @property
+    def dsn(self):
+        """The probe's write DSN: PgBouncer on lb1, database app (the leader via HAProxy)."""
+        if self.args.dsn:
+            return self.args.dsn
+        return "host=%s port=%d dbname=%s user=%s password='%s' connect_timeout=2" % (
+            self.lab.ips['lb1'], self.args.pgbouncer_port, self.app['db'], self.app['user'],
+            self.app['password'].replace('\\', '\\\\').replace("'", "\\'"))
+
+    # -- restore --------------------------------------------------------------------------------
+    def push_restore(self, desc, fn):
+        self.restores.append((desc, fn))
+
+    def run_restores(self):
+        while self.restores:
+            desc, fn = self.restores.pop()
+            log('restoring: %s' % desc)
+            try:
+                fn()
+            except Exception as exc:  # keep restoring the others
+                log('restore failed (%s): %s' % (desc, exc))
+
+    def pop_restore(self, desc):
+        self.restores = [r for r in self.restores if r[0] != desc]
+
+    # -- profiles -------------------------------------------------------------------------------
+    def apply_profile(self, profile, idx):
+        if self.args.no_apply:
+            return None
+        cmd = shlex.split(fill(self.args.apply_cmd, profile=profile, lab=self.args.lab_name,
+                               inventory=self.inventory))
+        out = os.path.join(self.workdir, 'apply-%s-%d.log' % (profile, idx))
+        log('applying profile %s: %s' % (profile, ' '.join(cmd)))
+        t0 = time.time()
+        res = sh(cmd, timeout=self.args.apply_timeout, check=False, out=out)
+        took = time.time() - t0
+        rec = {'profile': profile, 'round': idx, 'rc': res.returncode, 'seconds': round(took, 1),
+               'log': os.path.relpath(out, REPO)}
+        self.results['applies'].append(rec)
+        if res.returncode != 0:
+            raise BenchError('applying profile %s failed (rc %d), see %s' % (profile, res.returncode, out))
+        self.lab.wait_healthy(self.args.settle_timeout)
+        rec['patroni_config'] = self.lab.config()
+        log('profile %s applied in %.0fs; Patroni config %s' % (profile, took, rec['patroni_config']))
+        return rec
+
+    # -- faults ---------------------------------------------------------------------------------
+    def new_leader(self, old):
+        return lambda cl: next((m for m in self.lab.leaders(cl) if m['name'] != old['name']), None)
+
+    def leader_named(self, name):
+        return lambda cl: next((m for m in self.lab.leaders(cl) if m['name'] == name), None)
+
+    def rejoined(self, old):
+        def pred(cl):
+            m = next((m for m in cl.get('members', []) if m['name'] == old['name']), None)
+            return m if m and self.lab.is_streaming_replica(m) and self.lab.healthy(cl) else None
+        return pred
+
+    def fault(self, case, leader, cl, ts):
+        """Do the fault of case on leader; fill ts with timestamps; bounded."""
+        host = leader['lab_host']
+        cont = self.lab.container(host)
+        a = self.args
+        if case == 'crash':
+            desc = 'docker start %s' % cont
+            self.push_restore(desc, lambda: self.lab.docker('start', cont, timeout=60))
+            self.lab.docker('kill', cont, timeout=30)
+            ts['fault_done'] = time.time()
+            new = self.lab.wait('a new leader', self.new_leader(leader), a.failover_timeout,
+                                exclude=(host,))[0]
+            ts['new_leader'] = time.time()
+            self.wait_writes(ts)
+            self.lab.docker('start', cont, timeout=60)
+            self.pop_restore(desc)
+            ts['recover_start'] = time.time()
+        elif case == 'graceful':
+            desc = 'systemctl start patroni on %s' % cont
+            self.push_restore(desc, lambda: self.lab.exec(host, ['systemctl', 'start', 'patroni'], timeout=60))
+            self.lab.exec(host, ['systemctl', 'stop', 'patroni'], timeout=a.failover_timeout)
+            ts['fault_done'] = time.time()
+            new = self.lab.wait('a new leader', self.new_leader(leader), a.failover_timeout)[0]
+            ts['new_leader'] = time.time()
+            self.wait_writes(ts)
+            self.lab.exec(host, ['systemctl', 'start', 'patroni'], timeout=60)
+            self.pop_restore(desc)
+            ts['recover_start'] = time.time()
+        elif case == 'switchover':
+            if a.switchover_cmd == 'rest':
+                cand = self.rest_switchover(leader)
+            else:
+                cand = self.candidate(self.lab.cluster(), leader)
+                cmd = shlex.split(fill(a.switchover_cmd, leader=leader['name'], candidate=cand['name'],
+                                       leader_host=leader['lab_host'], candidate_host=cand['lab_host'],
+                                       leader_ip=self.lab.ips[leader['lab_host']],
+                                       candidate_ip=self.lab.ips[cand['lab_host']], lab=a.lab_name,
+                                       inventory=self.inventory))
+                out = os.path.join(self.workdir, 'cmd-switchover-%d.log' % int(time.time()))
+                res = sh(cmd, timeout=a.failover_timeout * 3, check=False, out=out)
+                if res.returncode != 0:
+                    raise BenchError('switchover command failed (rc %d), see %s' % (res.returncode, out))
+            ts['fault_done'] = time.time()
+            new = self.lab.wait('%s as leader' % cand['name'], self.leader_named(cand['name']),
+                                a.failover_timeout)[0]
+            ts['new_leader'] = time.time()
+            self.wait_writes(ts)
+            ts['recover_start'] = time.time()
+        else:
+            raise BenchError('unknown case %s' % case)
+        ts['new_leader_name'] = new['name']
+        self.lab.wait('%s back as a streaming replica' % leader['name'], self.rejoined(leader), a.rejoin_timeout)
+        ts['rejoined'] = time.time()
+
+    def candidate(self, cl, leader):
+        """A streaming replica; the synchronous standby first (synchronous_mode only allows it)."""
+        cands = [m for m in cl['members'] if m['name'] != leader['name'] and self.lab.is_streaming_replica(m)]
+        cands.sort(key=lambda m: (m.get('role') not in ('sync_standby', 'quorum_standby'), m['name']))
+        if not cands:
+            raise BenchError('no streaming replica to switch over to')
+        return cands[0]
+
+    def rest_switchover(self, leader):
+        """POST /switchover; the sync standby may change between our read and the POST (412):
+        re-read and retry, bounded."""
+        url = 'http://%s:8008/switchover' % self.lab.ips[leader['lab_host']]
+        for attempt in range(5):
+            cand = self.candidate(self.lab.cluster(), leader)
+            body = {'leader': leader['name'], 'candidate': cand['name']}
+            try:
+                r = requests.post(url, json=body, auth=self.lab.rest_auth, timeout=self.args.failover_timeout)
+            except requests.RequestException as exc:
+                raise BenchError('POST %s: %s' % (url, exc))
+            if r.status_code == 200:
+                return cand
+            if r.status_code not in (412, 503) or attempt == 4:
+                raise BenchError('POST %s %s: %s %s' % (url, body, r.status_code, r.text.strip()[:300]))
+            log('switchover refused (%s %s); retrying' % (r.status_code, r.text.strip()[:120]))
+            time.sleep(2)
+
+    def wait_writes(self, ts):
+        """Bounded: the probe acknowledges a write again after the fault."""
+        t0 = time.time()
+        while time.time() - t0 < self.args.failover_timeout:
+            t = self.probe.acked_after(max(ts['fault_done'], ts.get('new_leader', 0)))
+            if t:
+                ts['writes_resumed'] = t
+                return
+            time.sleep(0.25)
+        raise BenchError('writes through PgBouncer did not resume within %ss after the new leader'
+                         % self.args.failover_timeout)
+
+    # -- one trial ------------------------------------------------------------------------------
+    def trial(self, case, profile, idx, patroni_config):
+        a = self.args
+        name = '%s-%s-%d' % (case, profile, idx)
+        logfile = os.path.join(self.workdir, name + '.log')
+        events = os.path.join(self.workdir, name + '.events')
+        rec = {'case': case, 'profile': profile, 'trial': idx, 'log': os.path.relpath(logfile, REPO),
+               'events': os.path.relpath(events, REPO), 'patroni_config': patroni_config, 'error': None}
+        ts = {}
+        log('--- %s: %s, profile %s, trial %d' % (name, case, profile, idx))
+        try:
+            cl = self.lab.wait_healthy(a.settle_timeout)
+            leader = self.lab.leaders(cl)[0]
+            rec['old_leader'] = leader['name']
+            self.probe = ProbeProc(self.dsn, logfile, a.probe_max, a.interval, a.attempt_timeout)
+            self.probe.wait_acks(20, 60)
+            time.sleep(a.pre)
+            probe.append_jsonl(events, {'t': time.time(), 'name': case, 'phase': 'start', 'note': leader['name']})
+            ts['fault_start'] = time.time()
+            self.fault(case, leader, cl, ts)
+            time.sleep(a.post)
+            probe.append_jsonl(events, {'t': time.time(), 'name': case, 'phase': 'end'})
+            ts['fault_end'] = time.time()
+            time.sleep(0.5)
+        except BenchError as exc:
+            rec['error'] = str(exc)
+            log('TRIAL FAILED: %s' % exc)
+        finally:
+            if self.probe:
+                self.probe.stop()
+            self.run_restores()
+        rec['new_leader'] = ts.pop('new_leader_name', None)
+        rec['timestamps'] = ts
+        recs = probe.read_jsonl(logfile)
+        rep = probe.analyze(recs, probe.read_jsonl(events))
+        win = next((w for w in rep['windows'] if w['name'] == case), None)
+        src = win or rep['overall']
+        for k in ('attempts', 'acknowledged', 'failed', 'in_doubt', 'longest_gap', 'gap_from', 'gap_to',
+                  'gap_open', 'longest_attempt', 'errors'):
+            rec[k] = src.get(k)
+        rec['overall_acknowledged'] = rep['overall']['acknowledged']
+        rec['overall_failed'] = rep['overall']['failed']
+        for k in ('new_leader', 'writes_resumed', 'rejoined'):
+            if k in ts and 'fault_start' in ts:
+                rec['%s_after_s' % k] = round(ts[k] - ts['fault_start'], 3)
+        # lost acknowledged writes, read from the leader through the write path
+        try:
+            if recs:
+                self.lab.wait_healthy(a.settle_timeout)
+                present = probe.fetch_present(self.dsn, rep['run_id'], wait=30)
+                lost = probe.find_lost(recs, present)
+                rec['lost'] = lost['lost']
+                rec['lost_ids'] = lost['lost_ids']
+                rec['in_doubt_present'] = lost['in_doubt_present']
+        except (BenchError, SystemExit) as exc:
+            rec['lost'] = None
+            rec['error'] = (rec['error'] or '') + ' verify: %s' % exc
+        log('%s: gap %s s%s, failed %s, acknowledged %s, lost %s, longest attempt %s s%s' % (
+            name, _r(rec['longest_gap']), ' (open)' if rec.get('gap_open') else '', rec['failed'],
+            rec['acknowledged'], rec.get('lost'), _r(rec['longest_attempt']),
+            '; ERROR' if rec['error'] else ''))
+        self.results['trials'].append(rec)
+        self.save()
+        return rec
+
+    # -- pgbench ----------------------------------------------------------------------------------
+    def ensure_pgbench(self):
+        script = r'''
+set -e
+pb=$(ls /usr/lib/postgresql/*/bin/pgbench /opt/pgha-bench/usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -n1 || true)
+if [ -z "$pb" ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq postgresql-client >/dev/null
+  pb=$(ls /usr/lib/postgresql/*/bin/pgbench 2>/dev/null | tail -n1 || true)
+  if [ -z "$pb" ]; then
+    # Debian ships pgbench in the server package: unpack it aside, install no server
+    major=$(ls /usr/lib/postgresql | sort -n | tail -n1)
+    mkdir -p /opt/pgha-bench && cd /opt/pgha-bench
+    apt-get download -qq "postgresql-$major" >/dev/null
+    dpkg-deb -x postgresql-"$major"_*.deb /opt/pgha-bench
+    rm -f postgresql-"$major"_*.deb
+    pb=$(ls /opt/pgha-bench/usr/lib/postgresql/*/bin/pgbench | tail -n1)
+  fi
+fi
+echo "$pb"
+'''
+        res = self.lab.exec('lb1', ['sh', '-c', script], timeout=300)
+        return res.stdout.strip().splitlines()[-1]
+
+    def pgbench(self):
+        a = self.args
+        log('pgbench: -C (new connection per transaction), %s, -T %d, -c %d'
+            % (a.pgbench_mode, a.pgbench_time, a.pgbench_clients))
+        pb = self.ensure_pgbench()
+        cl = self.lab.wait_healthy(a.settle_timeout)
+        leader_ip = self.lab.ips[self.lab.leaders(cl)[0]['lab_host']]
+        env = {'PGPASSWORD': self.app['password'], 'PGCONNECT_TIMEOUT': '5'}
+        common = ['-U', self.app['user']]
+        direct = ['-h', leader_ip, '-p', '5432'] + common
+        pooled = ['-h', self.lab.ips['lb1'], '-p', str(a.pgbench_port or a.pgbouncer_port)] + common
+        self.lab.exec('lb1', [pb, '-i', '-q', '-s', '1', '-I', 'dtgvp'] + direct + [self.app['db']],
+                      timeout=180, env=env)
+        mode = ['-S'] if a.pgbench_mode == 'select' else ['-N']
+        out = {'mode': a.pgbench_mode, 'seconds': a.pgbench_time, 'clients': a.pgbench_clients, 'pgbench': pb}
+        try:
+            for target, conn in (('pgbouncer', pooled), ('direct', direct)):
+                res = self.lab.exec('lb1', [pb, '-n', '-C'] + mode + ['-T', str(a.pgbench_time), '-c',
+                                    str(a.pgbench_clients), '-j', '2'] + conn + [self.app['db']],
+                                    timeout=a.pgbench_time + 120, env=env)
+                m = re.search(r'tps = ([0-9.]+)', res.stdout)
+                lat = re.search(r'latency average = ([0-9.]+) ms', res.stdout)
+                conn_t = re.search(r'average connection time = ([0-9.]+) ms', res.stdout)
+                out[target] = {'tps': float(m.group(1)) if m else None,
+                               'latency_ms': float(lat.group(1)) if lat else None,
+                               'connection_ms': float(conn_t.group(1)) if conn_t else None,
+                               'failed': _int(re.search(r'number of failed transactions: (\d+)', res.stdout))}
+                log('pgbench %s: %s' % (target, out[target]))
+        finally:
+            self.lab.exec('lb1', [pb, '-i', '-I', 'd'] + direct + [self.app['db']], timeout=60, env=env, check=False)
+        if out.get('pgbouncer', {}).get('tps') and out.get('direct', {}).get('tps'):
+            out['ratio_pgbouncer_to_direct'] = round(out['pgbouncer']['tps'] / out['direct']['tps'], 3)
+        self.results['pgbench'] = out
+        self.save()
+
+    # -- converge ---------------------------------------------------------------------------------
+    def converge(self):
+        a = self.args
+        env = dict(os.environ, LAB_NAME=a.lab_name)
+        res = {}
+        out = os.path.join(self.workdir, 'converge.log')
+        log('converge: destroying and recreating lab %s (cold)' % a.lab_name)
+        sh(['ansible-playbook', 'lab/destroy.yml'], timeout=300, env=env, out=out)
+        t0 = time.time()
+        sh(['ansible-playbook', 'lab/create.yml'], timeout=600, env=env, out=out)
+        res['create_seconds'] = round(time.time() - t0, 1)
+        for kind in ('cold', 'warm'):
+            t0 = time.time()
+            sh(['ansible-playbook', '-i', self.inventory, 'site.yml'], timeout=a.apply_timeout, env=env, out=out)
+            res['%s_seconds' % kind] = round(time.time() - t0, 1)
+            log('converge %s: %.0f s' % (kind, res['%s_seconds' % kind]))
+        self.lab.refresh_ips()
+        self.results['converge'] = res
+        self.save()
+
+    # -- output -------------------------------------------------------------------------------------
+    def summary(self):
+        out = {}
+        for case in self.args.cases:
+            out[case] = {}
+            for prof in self.args.profiles:
+                ts = [t for t in self.results['trials'] if t['case'] == case and t['profile'] == prof]
+                gaps = [t['longest_gap'] for t in ts if t['longest_gap'] is not None and not t['error']]
+                out[case][prof] = {
+                    'n': len(gaps), 'errors': sum(1 for t in ts if t['error']),
+                    'gap_min': min(gaps) if gaps else None,
+                    'gap_median': statistics.median(gaps) if gaps else None,
+                    'gap_p95': _p95(gaps),
+                    'gap_max': max(gaps) if gaps else None,
+                    'failed_median': statistics.median([t['failed'] for t in ts]) if ts else None,
+                    'failed_max': max([t['failed'] for t in ts]) if ts else None,
+                    'stall_max': max([t['longest_attempt'] or 0 for t in ts]) if ts else None,
+                    'lost_total': sum(t.get('lost') or 0 for t in ts),
+                }
+            # The ratio compares the first profile (the collection's default) with `reference`.
+            first = self.args.profiles[0]
+            if first != 'reference' and first in out[case] and 'reference' in out[case]:
+                d, r = out[case][first]['gap_median'], out[case]['reference']['gap_median']
+                out[case]['ratio_default_to_reference'] = round(d / r, 3) if d is not None and r else None
+        self.results['summary'] = out
+        return out
+
+    def table(self):
+        s = self.summary()
+        head = '%-11s %-10s %3s %8s %8s %8s %8s %8s %8s %6s %4s' % (
+            'case', 'profile', 'n', 'gap_min', 'gap_med', 'gap_max', 'fail_med', 'fail_max', 'stall', 'lost',
+            'err')
+        lines = [head, '-' * len(head)]
+        for case, profs in s.items():
+            for prof, v in profs.items():
+                if prof == 'ratio_default_to_reference':
+                    continue
+                lines.append('%-11s %-10s %3d %8s %8s %8s %8s %8s %8s %6d %4d' % (
+                    case, prof, v['n'], _r(v['gap_min']), _r(v['gap_median']), _r(v['gap_max']),
+                    _r(v['failed_median'], 1), _r(v['failed_max'], 0), _r(v['stall_max']), v['lost_total'],
+                    v['errors']))
+            if profs.get('ratio_default_to_reference') is not None:
+                lines.append('%-11s %-10s ratio default / reference (median gap): %.2f' % (
+                    case, '', profs['ratio_default_to_reference']))
+        lines.append('gap: longest time between two acknowledged writes through PgBouncer (s); fail: failed '
+                     'attempts per trial; stall: longest single attempt (s); lost: acknowledged writes missing')
+        pb = self.results.get('pgbench')
+        if pb and pb.get('pgbouncer') and pb.get('direct'):
+            lines.append('pgbench -C %s: pgbouncer %s tps, direct %s tps, ratio %s' % (
+                pb['mode'], pb['pgbouncer']['tps'], pb['direct']['tps'], pb.get('ratio_pgbouncer_to_direct')))
+        cv = self.results.get('converge')
+        if cv:
+            lines.append('site.yml converge: cold %(cold_seconds)s s, warm %(warm_seconds)s s '
+                         '(lab create %(create_seconds)s s)' % cv)
+        return '\n'.join(lines)
+
+    def save(self):
+        path = os.path.join(REPO, self.args.results_dir, self.stamp + '.json')
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + '.tmp', 'w') as fh:
+            json.dump(self.results, fh, indent=2, sort_keys=True)
+        os.replace(path + '.tmp', path)
+        return path
+
+    def plot(self):
+        import plot
+        lanes = []
+        for t in self.results['trials']:
+            if os.path.exists(os.path.join(REPO, t['log'])):
+                lanes.append({'label': '%s/%s#%d' % (t['case'], t['profile'], t['trial']),
+                              'log': os.path.join(REPO, t['log']), 'events': os.path.join(REPO, t['events']),
+                              'fault': t['case']})
+        if not lanes:
+            return None
+        out = os.path.join(REPO, self.args.results_dir, self.stamp + '.png')
+        plot.plot_timeline(lanes, out, title='pgha.cluster bench %s (lab %s): writes through PgBouncer every %gs'
+                           % (self.stamp, self.args.lab_name, self.args.interval),
+                           window=(-self.args.pre - 3, self.args.plot_window))
+        return out
+
+    # -- main ---------------------------------------------------------------------------------------
+    def run(self):
+        a = self.args
+        self.results['started'] = time.time()
+        if a.converge:
+            self.converge()
+        self.lab.wait_healthy(a.settle_timeout)
+        self.results['patroni_config_before'] = self.lab.config()
+        for idx in range(1, a.trials + 1):
+            for prof in a.profiles:
+                if time.time() > self.deadline:
+                    log('--max-time reached: no further trials')
+                    break
+                try:
+                    rec = self.apply_profile(prof, idx)
+                except BenchError as exc:
+                    log('PROFILE %s NOT APPLIED: %s' % (prof, exc))
+                    self.results['trials'].append({'case': None, 'profile': prof, 'trial': idx, 'error': str(exc),
+                                                   'longest_gap': None, 'failed': 0, 'longest_attempt': None})
+                    continue
+                cfg = (rec or {}).get('patroni_config') or self.lab.config()
+                for case in a.cases:
+                    self.trial(case, prof, idx, cfg)
+        if not a.no_pgbench:
+            try:
+                self.pgbench()
+            except BenchError as exc:
+                log('PGBENCH FAILED: %s' % exc)
+                self.results['pgbench'] = {'error': str(exc)}
+        self.results['finished'] = time.time()
+        table = self.table()
+        path = self.save()
+        png = None
+        try:
+            png = self.plot()
+        except Exception as exc:  # the numbers are saved; a broken plot is still a failure
+            log('PLOT FAILED: %s' % exc)
+            self.results['plot_error'] = str(exc)
+        self.results['png'] = os.path.relpath(png, REPO) if png else None
+        self.save()
+        print()
+        print(table)
+        print('\nresults: %s\ntimeline: %s\nprobe logs: %s' % (os.path.relpath(path, REPO), self.results['png'],
+                                                               self.results['workdir']))
+        lost = sum(t.get('lost') or 0 for t in self.results['trials'])
+        errors = [t for t in self.results['trials'] if t.get('error')]
+        unverified = [t for t in self.results['trials'] if t.get('case') and t.get('lost') is None]
+        if lost:
+            print('FAIL: %d acknowledged writes lost' % lost, file=sys.stderr)
+            return 1
+        if errors or unverified or self.results.get('plot_error') or 'error' in (self.results.get('pgbench') or {}):
+            print('FAIL: %d trial(s) failed, %d not verified%s' % (
+                len(errors), len(unverified), '; pgbench failed' if 'error' in (self.results.get('pgbench') or {})
+                else ''), file=sys.stderr)
+            for t in errors:
+                print('  %s/%s#%s: %s' % (t['case'], t['profile'], t['trial'], t['error'][:500]), file=sys.stderr)
+            return 2
+        return 0
+
+
+def _r(v, nd=2):
+    return '-' if v is None else ('%.*f' % (nd, v))
+
+
+def _int(m):
+    return int(m.group(1)) if m else None
+
+
+def _p95(xs):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    k = (len(xs) - 1) * 0.95
+    lo = int(k)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (k - lo)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument('--lab-name', default=os.environ.get('LAB_NAME') or 'pgha-lab')
+    p.add_argument('--inventory', default='inventories/lab')
+    p.add_argument('--trials', type=int, default=5, help='rounds; each round runs every profile')
+    p.add_argument('--profiles', default='fast,reference', help='comma separated, alternated per round')
+    p.add_argument('--cases', default=','.join(CASES))
+    p.add_argument('--short', action='store_true',
+                   help='one trial per case, first profile only, no profile apply unless --apply, short pgbench')
+    p.add_argument('--apply', action='store_true', help='with --short: apply the profile anyway')
+    p.add_argument('--no-apply', action='store_true', help='do not apply profiles (measure the cluster as it is)')
+    p.add_argument('--apply-cmd', default=DEFAULT_APPLY, help='placeholders {profile} {lab} {inventory}')
+    p.add_argument('--apply-timeout', type=int, default=900)
+    p.add_argument('--switchover-cmd', default='auto',
+                   help="'auto' (the collection's playbooks/switchover.yml when it exists, else 'rest'), "
+                        "'rest' (POST /switchover to the leader's Patroni REST API) or a command with "
+                        "placeholders {leader} {candidate} (Patroni member names), {leader_host} "
+                        "{candidate_host} (inventory hosts), {leader_ip} {candidate_ip}, {lab}, {inventory}")
+    p.add_argument('--dsn', help='write DSN of the probe (default: lb1 PgBouncer, db/user/password from '
+                                 'the inventory)')
+    p.add_argument('--app-password', help='default: pgha_app_password from the inventory (or $PGHA_APP_PASSWORD)')
+    p.add_argument('--pgbouncer-port', type=int, default=6432)
+    p.add_argument('--interval', type=float, default=0.05)
+    p.add_argument('--attempt-timeout', type=float, default=60.0,
+                   help='client-side bound of one write attempt (above the expected stalls, so that a stall is measured, not cut)')
+    p.add_argument('--pre', type=float, default=3.0, help='seconds of steady writes before the fault')
+    p.add_argument('--post', type=float, default=2.0, help='seconds after the old leader is back')
+    p.add_argument('--failover-timeout', type=int, default=120, help='bound: new leader / writes resume')
+    p.add_argument('--rejoin-timeout', type=int, default=240, help='bound: old leader streams again')
+    p.add_argument('--settle-timeout', type=int, default=180, help='bound: healthy cluster before a trial')
+    p.add_argument('--probe-max', type=int, default=900, help='hard --duration of each probe run')
+    p.add_argument('--max-time', type=int, default=4 * 3600, help='no new trial after this many seconds')
+    p.add_argument('--no-pgbench', action='store_true')
+    p.add_argument('--pgbench-mode', choices=['select', 'update'], default='select')
+    p.add_argument('--pgbench-time', type=int, default=20)
+    p.add_argument('--pgbench-clients', type=int, default=8)
+    p.add_argument('--pgbench-port', type=int, default=None, help='PgBouncer port for pgbench (default 6432)')
+    p.add_argument('--converge', action='store_true',
+                   help='first destroy and recreate the lab, time a cold and a warm site.yml (needs the '
+                        'LAB_* variables the lab was created with)')
+    p.add_argument('--results-dir', default='bench/results')
+    p.add_argument('--plot-window', type=float, default=75.0, help='seconds after the fault in the PNG')
+    a = p.parse_args(argv)
+    a.profiles = [x for x in a.profiles.split(',') if x]
+    a.cases = [x for x in a.cases.split(',') if x]
+    bad = [c for c in a.cases if c not in CASES]
+    if bad:
+        p.error('unknown case(s) %s' % bad)
+    if a.switchover_cmd == 'auto':
+        a.switchover_cmd = PLAYBOOK_SWITCHOVER if os.path.exists(os.path.join(REPO, 'playbooks', 'switchover.yml')) \
+            else 'rest'
+    if a.short:
+        a.trials = 1
+        a.profiles = a.profiles[:1]
+        a.no_apply = a.no_apply or not a.apply
+        a.pgbench_time = min(a.pgbench_time, 3)
+        a.pgbench_clients = min(a.pgbench_clients, 2)
+        a.pre = min(a.pre, 2.0)
+        a.post = min(a.post, 1.0)
+        a.max_time = min(a.max_time, 600)
+    return a
+
+
+def main(argv=None):
+    args = parse_args(argv)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_term)
+    bench = None
+    try:
+        bench = Bench(args)
+        return bench.run()
+    except BenchError as exc:
+        print('bench: %s' % exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print('bench: interrupted; the lab keeps running', file=sys.stderr)
+        return 130
+    finally:
+        if bench is not None:
+            if bench.probe:
+                bench.probe.stop()
+            bench.run_restores()
+            try:
+                bench.save()
+            except Exception:
+                pass
+
+
+if __name__ == '__main__':
+    sys.exit(main())
