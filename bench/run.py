@@ -118,7 +118,9 @@ class Lab:
             self.refresh_ips()
 
     def container(self, host):
-        return '%s-%s' % (self.name, host)
+        # The lab prefixes container names (pgha-lab-pg1); Molecule's containers are the bare
+        # host names, selected with --lab-name ''.
+        return '%s-%s' % (self.name, host) if self.name else host
 
     def refresh_ips(self):
         for host in ('pg1', 'pg2', 'pg3', 'lb1'):
