@@ -127,13 +127,14 @@ class PatroniClient(object):
             headers['Authorization'] = 'Basic %s' % to_native(token)
         return headers
 
-    def _once(self, method, url, data, expect_json):
+    def _once(self, method, url, data, expect_json, timeout=None):
+        timeout = self.timeout if timeout is None else float(timeout)
         body = None
         if data is not None:
             body = json.dumps(data).encode('utf-8')
         try:
             resp = open_url(url, data=body, method=method, headers=self._headers(method, body is not None),
-                            timeout=self.timeout, validate_certs=self.validate_certs,
+                            timeout=timeout, validate_certs=self.validate_certs,
                             ca_path=self.ca_path, client_cert=self.client_cert, client_key=self.client_key,
                             use_proxy=False, follow_redirects='none', use_netrc=False)
             status = resp.getcode()
@@ -146,7 +147,7 @@ class PatroniClient(object):
             raise self._http_error(method, url, e.code, to_text(raw, errors='surrogate_or_replace').strip())
         except Exception as e:
             if _is_timeout(e):
-                raise PatroniError('timeout after %ss waiting for %s %s' % (self.timeout, method, url),
+                raise PatroniError('timeout after %ss waiting for %s %s' % (timeout, method, url),
                                    url=url, kind='timeout')
             reason = getattr(e, 'reason', e)
             raise PatroniError('cannot reach %s: %s' % (url, to_native(reason)), url=url, kind='unreachable')
@@ -181,8 +182,10 @@ class PatroniClient(object):
             kind = 'http'
         return PatroniError(msg, status=status, url=url, body=body, kind=kind)
 
-    def request(self, method, path, data=None, member_url=None, expect_json=True):
+    def request(self, method, path, data=None, member_url=None, expect_json=True, timeout=None):
         """Send one request and return ``(status, decoded_body)``.
+
+        ``timeout`` (seconds) overrides the client's general timeout for this request.
 
         With ``member_url`` only that member is asked (used for member specific actions such as
         ``POST /restart``); otherwise the members of ``api_url`` are tried in order.
@@ -193,7 +196,7 @@ class PatroniClient(object):
         for url in urls:
             full = url + path
             try:
-                result = self._once(method, full, data, expect_json)
+                result = self._once(method, full, data, expect_json, timeout)
                 self.last_url = url
                 return result
             except PatroniError as e:
@@ -234,22 +237,27 @@ class PatroniClient(object):
     def member_status(self, member_api_url):
         return self.get('/patroni', member_url=member_api_url)
 
-    def switchover(self, leader, candidate=None, scheduled_at=None):
+    def switchover(self, leader, candidate=None, scheduled_at=None, timeout=None):
+        """POST /switchover. Patroni answers an immediate switchover only after the leader has
+        demoted (and the candidate was promoted), so callers pass a ``timeout`` that allows for it."""
         body = {'leader': leader}
         if candidate:
             body['candidate'] = candidate
         if scheduled_at:
             body['scheduled_at'] = scheduled_at
-        return self.request('POST', '/switchover', data=body, expect_json=False)
+        return self.request('POST', '/switchover', data=body, expect_json=False, timeout=timeout)
 
-    def failover(self, candidate):
-        return self.request('POST', '/failover', data={'candidate': candidate}, expect_json=False)
+    def failover(self, candidate, timeout=None):
+        return self.request('POST', '/failover', data={'candidate': candidate}, expect_json=False, timeout=timeout)
 
-    def restart(self, member_api_url, restart_pending=False):
+    def restart(self, member_api_url, restart_pending=False, timeout=None):
+        """POST /restart on one member; Patroni answers once PostgreSQL is up again, so callers pass
+        a ``timeout`` that allows for the restart."""
         body = {}
         if restart_pending:
             body['restart_pending'] = True
-        return self.request('POST', '/restart', data=body, member_url=member_api_url, expect_json=False)
+        return self.request('POST', '/restart', data=body, member_url=member_api_url, expect_json=False,
+                            timeout=timeout)
 
 
 # -- normalisation -----------------------------------------------------------------------------

@@ -176,7 +176,8 @@ def main():
     old_leader_up = bool(leader and state.leader['up'])
     start = time.monotonic()
     try:
-        status, reply = client.failover(candidate)
+        # Patroni answers POST /failover only after the promotion: allow up to wait_timeout.
+        status, reply = client.failover(candidate, timeout=max(p['timeout'], p['wait_timeout']))
     except PatroniError as e:
         msg = 'failover to %s failed: %s' % (candidate, e)
         if e.kind == 'timeout':

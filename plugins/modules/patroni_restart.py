@@ -170,7 +170,9 @@ def main():
     for m in targets:
         before = start_time(client, m['api_url'])
         try:
-            client.restart(m['api_url'], restart_pending=p['pending_only'])
+            # Patroni answers POST /restart only after PostgreSQL is back: allow up to wait_timeout.
+            client.restart(m['api_url'], restart_pending=p['pending_only'],
+                           timeout=max(p['timeout'], p['wait_timeout']))
         except PatroniError as e:
             module.fail_json(msg='restart of %s failed: %s; already restarted: %s'
                                  % (m['name'], e, ', '.join(result['restarted']) or 'none'), **result)

@@ -39,6 +39,8 @@ options:
   wait_timeout:
     description:
       - Seconds to wait for the verification.
+      - Also the bound of the C(POST /switchover) request itself when it exceeds O(timeout) - Patroni answers only
+        after the old leader has demoted.
     type: int
     default: 120
 extends_documentation_fragment:
@@ -223,7 +225,10 @@ def main():
 
     start = time.monotonic()
     try:
-        status, reply = client.switchover(leader, candidate, p['scheduled_at'])
+        # Patroni answers POST /switchover only after the old leader has demoted: the general
+        # timeout (meant for quick GETs) is too short for that, so allow up to wait_timeout.
+        status, reply = client.switchover(leader, candidate, p['scheduled_at'],
+                                          timeout=None if p['scheduled_at'] else max(p['timeout'], p['wait_timeout']))
     except PatroniError as e:
         # the request may have been processed (timeout); report what the cluster says now
         msg = 'switchover from %s to %s failed: %s' % (leader, candidate, e)

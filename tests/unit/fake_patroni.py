@@ -269,6 +269,8 @@ class PatroniHandler(BaseHTTPRequestHandler):
         f = self.member.faults
         if f.get('hang'):
             time.sleep(f['hang'])
+        if f.get('hang_post') and method != 'GET':
+            time.sleep(f['hang_post'])
         override = self.cluster.overrides.pop((method, path), None)
         if override:
             self._text(*override)

@@ -53,3 +53,12 @@ def test_patroni_refusal_passed_through(fake):
     fake.overrides[('POST', '/failover')] = (412, 'failover is not possible: no good candidates have been found')
     r = run_module(module, conn_args(fake, candidate='pg2', confirm=True))
     assert r['failed'] and 'no good candidates have been found' in r['msg']
+
+
+def test_post_failover_may_take_longer_than_timeout(fake):
+    # Patroni answers POST /failover only after the promotion: the request must be allowed
+    # max(timeout, wait_timeout), not the general (GET) timeout.
+    fake.members['pg1'].faults['hang_post'] = 1.5
+    r = run_module(module, conn_args(fake, candidate='pg2', confirm=True, timeout=1, wait_timeout=5))
+    assert r['rc'] == 0 and r['changed'] and r['new_leader'] == 'pg2', r
+    assert [q for q in fake.requests if q[2] == '/failover'] == [('pg1', 'POST', '/failover', {'candidate': 'pg2'})]

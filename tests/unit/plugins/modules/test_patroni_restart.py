@@ -59,3 +59,13 @@ def test_member_never_comes_back(fake):
     fake.members['pg2'].state = 'starting'
     r = run_module(module, conn_args(fake, pending_only=True, wait_timeout=1))
     assert r['failed'] and 'pg2 did not come back within 1s' in r['msg'] and r['changed']
+
+
+def test_post_restart_may_take_longer_than_timeout(fake):
+    # Patroni answers POST /restart only once PostgreSQL is up again: the request must be
+    # allowed max(timeout, wait_timeout), not the general (GET) timeout.
+    fake.members['pg2'].pending_restart = True
+    fake.members['pg2'].faults['hang_post'] = 1.5
+    r = run_module(module, conn_args(fake, member='pg2', pending_only=True, timeout=1, wait_timeout=10))
+    assert r['rc'] == 0 and r['changed'] and r['restarted'] == ['pg2'], r
+    assert restarts(fake) == ['pg2']

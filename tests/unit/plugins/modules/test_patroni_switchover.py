@@ -139,3 +139,12 @@ def test_argument_validation(fake):
     assert r['failed'] and 'wait_timeout' in r['msg']
     r = run_module(module, conn_args(fake, wait='maybe'))
     assert r['failed'] and 'wait' in r['msg']
+
+
+def test_post_switchover_may_take_longer_than_timeout(fake):
+    # Patroni answers POST /switchover only after the demote: the request must be allowed
+    # max(timeout, wait_timeout), not the general (GET) timeout.
+    fake.members['pg1'].faults['hang'] = 1.5
+    r = run_module(module, conn_args(fake, candidate='pg2', timeout=1, wait_timeout=5))
+    assert r['rc'] == 0 and r['changed'] and r['new_leader'] == 'pg2', r
+    assert [p for p in posts(fake) if p[2] == '/switchover'] == [('pg1', 'POST', '/switchover', {'leader': 'pg1', 'candidate': 'pg2'})]
