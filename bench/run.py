@@ -380,7 +380,7 @@ class Bench:
             if a.switchover_cmd == 'rest':
                 cand = self.rest_switchover(leader)
             else:
-                cand = self.candidate(self.lab.cluster(), leader)
+                cand = self.candidate(self.sync_settled_cluster(), leader)
                 cmd = shlex.split(fill(a.switchover_cmd, leader=leader['name'], candidate=cand['name'],
                                        leader_host=leader['lab_host'], candidate_host=cand['lab_host'],
                                        leader_ip=self.lab.ips[leader['lab_host']],
@@ -402,6 +402,17 @@ class Bench:
         self.lab.wait('%s back as a streaming replica' % leader['name'], self.rejoined(leader), a.rejoin_timeout)
         ts['rejoined'] = time.time()
 
+    def sync_settled_cluster(self, timeout=30):
+        """The cluster once Patroni has named a synchronous standby. After a leader change that takes
+        up to loop_wait, and until then synchronous_mode lets no replica take over. A cluster that
+        names none within the bound (synchronous_mode off) is returned as it is."""
+        def has_sync(cl):
+            return any(m.get('role') in ('sync_standby', 'quorum_standby') for m in cl.get('members', []))
+        try:
+            return self.lab.wait('a synchronous standby', lambda cl: cl if has_sync(cl) else None, timeout)[0]
+        except BenchError:
+            return self.lab.cluster()
+
     def candidate(self, cl, leader):
         """A streaming replica; the synchronous standby first (synchronous_mode only allows it)."""
         cands = [m for m in cl['members'] if m['name'] != leader['name'] and self.lab.is_streaming_replica(m)]
@@ -415,7 +426,7 @@ class Bench:
         re-read and retry, bounded."""
         url = 'http://%s:8008/switchover' % self.lab.ips[leader['lab_host']]
         for attempt in range(5):
-            cand = self.candidate(self.lab.cluster(), leader)
+            cand = self.candidate(self.sync_settled_cluster(), leader)
             body = {'leader': leader['name'], 'candidate': cand['name']}
             try:
                 r = requests.post(url, json=body, auth=self.lab.rest_auth, timeout=self.args.failover_timeout)
