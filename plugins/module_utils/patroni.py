@@ -536,3 +536,29 @@ def takeover_check(old_leader, new_leader=None, timeline_before=None, require_ol
 
 def member_summary(state):
     return dict((m['name'], '%s/%s' % (m['role'], m['state'])) for m in state.members) if state else {}
+
+
+def read_cluster_or_fail(module, result):
+    """Connect and read GET /cluster for a module; fail the module with ``result`` when impossible."""
+    try:
+        client = PatroniClient.from_module(module)
+        return client, fetch_cluster(client)
+    except PatroniError as e:
+        module.fail_json(msg='cannot read the Patroni cluster state: %s' % e, **result)
+
+
+def verify_takeover_and_exit(module, client, result, action, old_leader, candidate, timeline_before,
+                             require_old_leader, start, status, reply):
+    """Verify a switchover/failover from the cluster's state (never from the HTTP status alone),
+    then exit the module with ``result`` or fail it saying what was seen."""
+    check = takeover_check(old_leader, candidate, timeline_before, require_old_leader=require_old_leader)
+    done, new_state, detail, dummy = wait_for(client, check, module.params['wait_timeout'])
+    result['elapsed'] = round(time.monotonic() - start, 3)
+    if new_state is not None:
+        result.update(members=new_state.members, timeline_after=new_state.timeline, new_leader=new_state.leader_name)
+    if not done:
+        module.fail_json(msg='%s to %s not verified within %ss: %s (Patroni answered %s: %s; members: %s)'
+                             % (action, candidate, module.params['wait_timeout'], detail, status, reply,
+                                member_summary(new_state)), **result)
+    result['msg'] = reply
+    module.exit_json(**result)

@@ -104,13 +104,10 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgha.cluster.plugins.module_utils.patroni import (
     PATRONI_REQUIRED_TOGETHER,
-    PatroniClient,
     PatroniError,
-    fetch_cluster,
-    member_summary,
     patroni_argument_spec,
-    takeover_check,
-    wait_for,
+    read_cluster_or_fail,
+    verify_takeover_and_exit,
 )
 
 
@@ -136,11 +133,7 @@ def main():
 
     result = dict(changed=False, old_leader=None, new_leader=None, timeline_before=None, timeline_after=None,
                   elapsed=0.0, members=[])
-    try:
-        client = PatroniClient.from_module(module)
-        state = fetch_cluster(client)
-    except PatroniError as e:
-        module.fail_json(msg='cannot read the Patroni cluster state: %s' % e, **result)
+    client, state = read_cluster_or_fail(module, result)
 
     leader = state.leader_name
     timelines = [m['timeline'] for m in state.members if isinstance(m['timeline'], int)]
@@ -185,17 +178,8 @@ def main():
         module.fail_json(msg=msg, **result)
     result['changed'] = True
 
-    check = takeover_check(leader, candidate, tl_before, require_old_leader=p['wait'] and old_leader_up)
-    done, new_state, detail, dummy = wait_for(client, check, p['wait_timeout'])
-    result['elapsed'] = round(time.monotonic() - start, 3)
-    if new_state is not None:
-        result.update(members=new_state.members, timeline_after=new_state.timeline, new_leader=new_state.leader_name)
-    if not done:
-        module.fail_json(msg='failover to %s not verified within %ss: %s (Patroni answered %s: %s; members: %s)'
-                             % (candidate, p['wait_timeout'], detail, status, reply, member_summary(new_state)),
-                         **result)
-    result['msg'] = reply
-    module.exit_json(**result)
+    verify_takeover_and_exit(module, client, result, 'failover', leader, candidate, tl_before,
+                             p['wait'] and old_leader_up, start, status, reply)
 
 
 if __name__ == '__main__':

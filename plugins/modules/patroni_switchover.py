@@ -128,15 +128,13 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgha.cluster.plugins.module_utils.patroni import (
     PATRONI_REQUIRED_TOGETHER,
-    PatroniClient,
     PatroniError,
     candidate_problems,
     choose_candidate,
-    fetch_cluster,
     is_synchronous_mode,
-    member_summary,
     patroni_argument_spec,
-    takeover_check,
+    read_cluster_or_fail,
+    verify_takeover_and_exit,
     wait_for,
 )
 
@@ -168,11 +166,7 @@ def main():
 
     result = dict(changed=False, old_leader=None, new_leader=None, timeline_before=None, timeline_after=None,
                   elapsed=0.0, scheduled=False, members=[])
-    try:
-        client = PatroniClient.from_module(module)
-        state = fetch_cluster(client)
-    except PatroniError as e:
-        module.fail_json(msg='cannot read the Patroni cluster state: %s' % e, **result)
+    client, state = read_cluster_or_fail(module, result)
 
     leader = state.leader_name
     result.update(old_leader=leader, timeline_before=state.timeline, members=state.members)
@@ -248,16 +242,8 @@ def main():
         result.update(scheduled_switchover=state.scheduled_switchover, msg=reply)
         module.exit_json(**result)
 
-    check = takeover_check(leader, candidate, state.timeline, require_old_leader=p['wait'])
-    done, new_state, detail, dummy = wait_for(client, check, p['wait_timeout'])
-    result['elapsed'] = round(time.monotonic() - start, 3)
-    if new_state is not None:
-        result.update(members=new_state.members, timeline_after=new_state.timeline, new_leader=new_state.leader_name)
-    if not done:
-        module.fail_json(msg='switchover to %s not verified within %ss: %s (Patroni answered: %s; members: %s)'
-                             % (candidate, p['wait_timeout'], detail, reply, member_summary(new_state)), **result)
-    result['msg'] = reply
-    module.exit_json(**result)
+    verify_takeover_and_exit(module, client, result, 'switchover', leader, candidate, state.timeline,
+                             p['wait'], start, status, reply)
 
 
 if __name__ == '__main__':
