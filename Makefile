@@ -77,7 +77,10 @@ unit: venv
 # The fault stage (crashes, partitions, etcd loss) runs on these distros; the others run every
 # other stage. Debian 12 only by default, to keep `make test` within CI's time budget.
 FAULT_DISTROS ?= 12
-molecule-%: venv
+# A static pattern rule: GNU make skips implicit rules for .PHONY targets, so a plain
+# `molecule-%:` rule would let `make molecule-12` "succeed" without running anything.
+MOLECULE_TARGETS := $(addprefix molecule-,12 13)
+$(MOLECULE_TARGETS): molecule-%: venv
 	$(MAKE) images LAB_DISTRO=$*
 	MOLECULE_DISTRO=$* \
 	PGHA_STAGE_FAULTS=$(if $(filter $*,$(FAULT_DISTROS)),stage_faults.yml,stage_faults_not_selected.yml) \
