@@ -6,7 +6,7 @@
 #     .collections, .git, tests/output or molecule ephemeral dirs) are copied into a temporary
 #     tree <tmp>/ansible_collections/pgha/cluster, where ansible-test expects a collection.
 #  2. ansible-test runs each sanity test in its own virtual environment (--venv) and bootstraps pip
-#     into it with a "get-pip" script that it downloads from ci-files.testing.ansible.com, a host we
+#     into it with a "get-pip" script that it downloads from a CI file host of Ansible's, which we
 #     cannot reach. Its code (ansible_test/_util/target/setup/requirements.py, bootstrap()) first
 #     looks for that script in ~/.ansible/test/cache/get_pip_<version>.py and only downloads when
 #     the file is missing. So this script downloads the pip wheel ansible-test pins
