@@ -18,7 +18,9 @@ considered "up".  The raw values are always returned too (``role_raw``, ``state`
 
 import base64
 import json
+import os
 import socket
+import ssl
 import time
 
 from urllib.error import HTTPError
@@ -106,6 +108,12 @@ class PatroniClient(object):
         self.client_cert = client_cert
         self.client_key = client_key
         self.validate_certs = validate_certs
+        for option, path in (('ca_path', ca_path), ('client_cert', client_cert), ('client_key', client_key)):
+            if path and not os.path.isfile(path):
+                raise PatroniError('%s %s does not exist or is not a file: give the PEM file on the host that runs '
+                                   'the module (for ca_path, the cluster CA certificate; the pki role keeps it '
+                                   'in its pki_controller_dir on the controller and in /etc/pgha/tls/ca.crt on '
+                                   'every host)' % (option, path), kind='tls')
         self.timeout = float(timeout)
         # URL of the member that answered last, useful in results and error messages
         self.last_url = None
@@ -150,7 +158,21 @@ class PatroniClient(object):
                 raise PatroniError('timeout after %ss waiting for %s %s' % (timeout, method, url),
                                    url=url, kind='timeout')
             reason = getattr(e, 'reason', e)
-            raise PatroniError('cannot reach %s: %s' % (url, to_native(reason)), url=url, kind='unreachable')
+            if isinstance(reason, ssl.SSLCertVerificationError) or 'CERTIFICATE_VERIFY_FAILED' in to_native(reason):
+                # Not retried on another member: they share the CA, the same error would follow.
+                raise PatroniError('the TLS certificate of %s cannot be verified (%s): set ca_path to the CA '
+                                   'that signed it (the cluster CA, ca.crt of the pki role)'
+                                   % (url, to_native(getattr(reason, 'verify_message', None) or reason)),
+                                   url=url, kind='tls')
+            if isinstance(reason, ssl.SSLError):
+                raise PatroniError('TLS handshake with %s failed: %s (a REST API that requires client '
+                                   'certificates needs client_cert and client_key)' % (url, to_native(reason)),
+                                   url=url, kind='tls')
+            hint = ''
+            if url.startswith('http://') and (isinstance(reason, (ConnectionResetError, ConnectionAbortedError))
+                                              or type(reason).__name__ == 'RemoteDisconnected'):
+                hint = ' (if the REST API is served over TLS, use https:// URLs and ca_path)'
+            raise PatroniError('cannot reach %s: %s%s' % (url, to_native(reason), hint), url=url, kind='unreachable')
         text = to_text(raw, errors='surrogate_or_replace')
         if not expect_json:
             return status, text.strip()

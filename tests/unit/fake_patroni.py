@@ -14,9 +14,9 @@ import copy
 import datetime
 import json
 import socketserver
+import ssl
 import threading
 import time
-
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -46,8 +46,10 @@ class Member(object):
 
 class FakePatroni(object):
     def __init__(self, version='4.0.7', names=('pg1', 'pg2', 'pg3'), leader='pg1', auth=('patroni', 'secret'),
-                 synchronous=False, rejoin_delay=0.3):
+                 synchronous=False, rejoin_delay=0.3, tls=None):
         self.version = version
+        # (certfile, keyfile): serve HTTPS like Patroni's restapi.certfile/keyfile
+        self.tls = tls
         self.lock = threading.RLock()
         self.members = dict((n, Member(n)) for n in names)
         self.order = list(names)
@@ -98,6 +100,10 @@ class FakePatroni(object):
             member = m
 
         server = _Server(('127.0.0.1', m.port or 0), Handler)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            server.socket = ctx.wrap_socket(server.socket, server_side=True)
         m.server = server
         m.port = server.server_address[1]
         threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.01}, daemon=True).start()
@@ -117,7 +123,7 @@ class FakePatroni(object):
             self.stop_member(name)
 
     def url(self, name):
-        return 'http://127.0.0.1:%d' % self.members[name].port
+        return '%s://127.0.0.1:%d' % ('https' if self.tls else 'http', self.members[name].port)
 
     @property
     def urls(self):
