@@ -109,10 +109,13 @@ def resolve_var(gv, name, default, inventory, host='lb1'):
 # the lab
 
 class Lab:
-    def __init__(self, name, inventory, rest_auth=None, resolve=True):
+    def __init__(self, name, inventory, rest_auth=None, resolve=True, ca_file=None):
         self.name = name
         self.inventory = inventory
         self.rest_auth = rest_auth
+        # TLS on (the default): the REST API is HTTPS, verified against the cluster CA.
+        self.scheme = 'https' if ca_file else 'http'
+        self.verify = ca_file or True
         self.ips = {}
         if resolve:  # not before --converge has (re)created the lab
             self.refresh_ips()
@@ -146,7 +149,8 @@ class Lab:
             if host in exclude:
                 continue
             try:
-                r = requests.get('http://%s:8008/cluster' % self.ips[host], timeout=2)
+                r = requests.get('%s://%s:8008/cluster' % (self.scheme, self.ips[host]), timeout=2,
+                                 verify=self.verify)
                 r.raise_for_status()
                 data = r.json()
                 for m in data.get('members', []):
@@ -159,7 +163,8 @@ class Lab:
     def config(self):
         for host in ('pg1', 'pg2', 'pg3'):
             try:
-                r = requests.get('http://%s:8008/config' % self.ips[host], timeout=2)
+                r = requests.get('%s://%s:8008/config' % (self.scheme, self.ips[host]), timeout=2,
+                                 verify=self.verify)
                 if r.ok:
                     c = r.json()
                     return {k: c.get(k) for k in ('ttl', 'loop_wait', 'retry_timeout', 'synchronous_mode',
@@ -273,8 +278,19 @@ class Bench:
         rest_user = resolve_var(gv, 'patroni_restapi_username', '', self.inventory)
         rest_pw = resolve_var(gv, 'patroni_restapi_password', '', self.inventory)
         self.app = {'user': user, 'db': db, 'password': pw}
+        # libpq reads the password from the environment: it never appears in a command line (ps)
+        # of the probe or pgbench, which inherit it.
+        os.environ['PGPASSWORD'] = pw
+        tls = str(resolve_var(gv, 'pgha_tls', True, self.inventory)).lower() not in ('false', 'no', '0')
+        ca_file = None
+        if tls:
+            scope = resolve_var(gv, 'patroni_scope', 'pgha', self.inventory)
+            ca_file = args.ca_file or os.path.expanduser('~/.pgha/pki/%s/ca.crt' % scope)
+            if not os.path.isfile(ca_file):
+                raise BenchError('TLS is on but the cluster CA %s is missing: run site.yml from this machine '
+                                 'or pass --ca-file' % ca_file)
         self.lab = Lab(args.lab_name, self.inventory, (rest_user, rest_pw) if rest_pw else None,
-                       resolve=not args.converge)
+                       resolve=not args.converge, ca_file=ca_file)
         self.stamp = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
         self.workdir = os.path.join(REPO, '.cache', 'bench', self.stamp)
         os.makedirs(self.workdir, exist_ok=True)
@@ -294,9 +310,8 @@ class Bench:
         """The probe's write DSN: PgBouncer on lb1, database app (the leader via HAProxy)."""
         if self.args.dsn:
             return self.args.dsn
-        return "host=%s port=%d dbname=%s user=%s password='%s' connect_timeout=2" % (
-            self.lab.ips['lb1'], self.args.pgbouncer_port, self.app['db'], self.app['user'],
-            self.app['password'].replace('\\', '\\\\').replace("'", "\\'"))
+        return "host=%s port=%d dbname=%s user=%s connect_timeout=2" % (
+            self.lab.ips['lb1'], self.args.pgbouncer_port, self.app['db'], self.app['user'])
 
     # -- restore --------------------------------------------------------------------------------
     def push_restore(self, desc, fn):
@@ -424,12 +439,13 @@ class Bench:
     def rest_switchover(self, leader):
         """POST /switchover; the sync standby may change between our read and the POST (412):
         re-read and retry, bounded."""
-        url = 'http://%s:8008/switchover' % self.lab.ips[leader['lab_host']]
+        url = '%s://%s:8008/switchover' % (self.lab.scheme, self.lab.ips[leader['lab_host']])
         for attempt in range(5):
             cand = self.candidate(self.sync_settled_cluster(), leader)
             body = {'leader': leader['name'], 'candidate': cand['name']}
             try:
-                r = requests.post(url, json=body, auth=self.lab.rest_auth, timeout=self.args.failover_timeout)
+                r = requests.post(url, json=body, auth=self.lab.rest_auth, timeout=self.args.failover_timeout,
+                                  verify=self.lab.verify)
             except requests.RequestException as exc:
                 raise BenchError('POST %s: %s' % (url, exc))
             if r.status_code == 200:
@@ -775,6 +791,7 @@ def parse_args(argv=None):
                         "{candidate_host} (inventory hosts), {leader_ip} {candidate_ip}, {lab}, {inventory}")
     p.add_argument('--dsn', help='write DSN of the probe (default: lb1 PgBouncer, db/user/password from '
                                  'the inventory)')
+    p.add_argument('--ca-file', help='cluster CA certificate (default: ~/.pgha/pki/<patroni_scope>/ca.crt)')
     p.add_argument('--app-password', help='default: pgha_app_password from the inventory (or $PGHA_APP_PASSWORD)')
     p.add_argument('--pgbouncer-port', type=int, default=6432)
     p.add_argument('--interval', type=float, default=0.05)
