@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Reads secrets (one per line) from stdin and prints, as JSON, every world-readable file under the
 # given directories and every process command line that contains one of them. Used by the
 # security stage on each host; prints paths and PIDs, never the secrets.

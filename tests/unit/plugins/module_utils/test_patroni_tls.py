@@ -60,12 +60,12 @@ def pki(tmp_path_factory):
     key, cert = _leaf(ca_key, ca_cert)
     _other_key, other_cert = _ca('another CA')
     pem = serialization.Encoding.PEM
+    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return {
         'ca': _write(d / 'ca.crt', ca_cert.public_bytes(pem)),
         'other_ca': _write(d / 'other.crt', other_cert.public_bytes(pem)),
         'cert': _write(d / 'server.crt', cert.public_bytes(pem)),
-        'key': _write(d / 'server.key', key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption())),
+        'key': _write(d / 'server.key', key_pem),
     }
 
 
