@@ -160,6 +160,24 @@ class Lab:
                 last = exc
         raise BenchError('no Patroni REST API answers: %s' % last)
 
+    def etcd_leader(self, port=2379):
+        """The lab host whose etcd member leads the etcd cluster (None when unknown).
+
+        A crash of that host costs an etcd election first, after which the new etcd leader renews
+        every lease to its full TTL: the leader key then expires later than ttl after the crash."""
+        ids, leader = {}, None
+        for host in ('pg1', 'pg2', 'pg3'):
+            try:
+                r = requests.post('http://%s:%d/v3/maintenance/status' % (self.ips[host], port), json={}, timeout=2)
+                r.raise_for_status()
+                data = r.json()
+                ids[str(data['header']['member_id'])] = host
+                if data.get('leader'):
+                    leader = str(data['leader'])
+            except (requests.RequestException, ValueError, KeyError):
+                continue
+        return ids.get(leader)
+
     def config(self):
         for host in ('pg1', 'pg2', 'pg3'):
             try:
@@ -481,6 +499,7 @@ class Bench:
             cl = self.lab.wait_healthy(a.settle_timeout)
             leader = self.lab.leaders(cl)[0]
             rec['old_leader'] = leader['name']
+            rec['etcd_leader'] = self.lab.etcd_leader()
             self.probe = ProbeProc(self.dsn, logfile, a.probe_max, a.interval, a.attempt_timeout)
             self.probe.wait_acks(20, 60)
             time.sleep(a.pre)
@@ -631,6 +650,12 @@ echo "$pb"
                     'stall_max': max([t['longest_attempt'] or 0 for t in ts]) if ts else None,
                     'lost_total': sum(t.get('lost') or 0 for t in ts),
                 }
+                # The faulted host also led etcd: an etcd election and a full lease renewal come first.
+                co = [t['longest_gap'] for t in ts if t['longest_gap'] is not None and not t['error']
+                      and t.get('etcd_leader') and t.get('etcd_leader') == t.get('old_leader')]
+                if co:
+                    out[case][prof]['gap_median_etcd_leader_faulted'] = statistics.median(co)
+                    out[case][prof]['n_etcd_leader_faulted'] = len(co)
             # The ratio compares the first profile (the collection's default) with `reference`.
             first = self.args.profiles[0]
             if first != 'reference' and first in out[case] and 'reference' in out[case]:
@@ -641,18 +666,21 @@ echo "$pb"
 
     def table(self):
         s = self.summary()
-        head = '%-11s %-10s %3s %8s %8s %8s %8s %8s %8s %6s %4s' % (
-            'case', 'profile', 'n', 'gap_min', 'gap_med', 'gap_max', 'fail_med', 'fail_max', 'stall', 'lost',
-            'err')
+        head = '%-11s %-10s %3s %8s %8s %8s %8s %8s %8s %8s %6s %4s' % (
+            'case', 'profile', 'n', 'gap_min', 'gap_med', 'gap_p95', 'gap_max', 'fail_med', 'fail_max', 'stall',
+            'lost', 'err')
         lines = [head, '-' * len(head)]
         for case, profs in s.items():
             for prof, v in profs.items():
                 if prof == 'ratio_default_to_reference':
                     continue
-                lines.append('%-11s %-10s %3d %8s %8s %8s %8s %8s %8s %6d %4d' % (
-                    case, prof, v['n'], _r(v['gap_min']), _r(v['gap_median']), _r(v['gap_max']),
+                lines.append('%-11s %-10s %3d %8s %8s %8s %8s %8s %8s %8s %6d %4d' % (
+                    case, prof, v['n'], _r(v['gap_min']), _r(v['gap_median']), _r(v['gap_p95']), _r(v['gap_max']),
                     _r(v['failed_median'], 1), _r(v['failed_max'], 0), _r(v['stall_max']), v['lost_total'],
                     v['errors']))
+                if v.get('n_etcd_leader_faulted'):
+                    lines.append('%-11s %-10s %3d of them with the etcd leader on the faulted host: median gap %s' % (
+                        '', '', v['n_etcd_leader_faulted'], _r(v['gap_median_etcd_leader_faulted'])))
             if profs.get('ratio_default_to_reference') is not None:
                 lines.append('%-11s %-10s ratio default / reference (median gap): %.2f' % (
                     case, '', profs['ratio_default_to_reference']))
