@@ -165,17 +165,24 @@ class Lab:
 
         A crash of that host costs an etcd election first, after which the new etcd leader renews
         every lease to its full TTL: the leader key then expires later than ttl after the crash."""
+        # etcdctl inside a database container, with that host's client certificate when TLS is on
+        # (etcd then refuses clients without one).
+        tls = ['--cacert=/etc/pgha/tls/ca.crt', '--cert=/etc/pgha/tls/host.crt', '--key=/etc/pgha/tls/host.key'] \
+            if self.scheme == 'https' else []
         ids, leader = {}, None
         for host in ('pg1', 'pg2', 'pg3'):
-            try:
-                r = requests.post('http://%s:%d/v3/maintenance/status' % (self.ips[host], port), json={}, timeout=2)
-                r.raise_for_status()
-                data = r.json()
-                ids[str(data['header']['member_id'])] = host
-                if data.get('leader'):
-                    leader = str(data['leader'])
-            except (requests.RequestException, ValueError, KeyError):
+            if host not in self.ips:
                 continue
+            res = sh(['docker', 'exec', '-e', 'ETCDCTL_API=3', self.container(host), 'etcdctl',
+                      '--endpoints=%s://%s:%d' % (self.scheme, self.ips[host], port), '--command-timeout=2s']
+                     + tls + ['endpoint', 'status', '-w', 'json'], timeout=10, check=False)
+            try:
+                status = json.loads(res.stdout)[0]['Status']
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue
+            ids[str(status['header']['member_id'])] = host
+            if status.get('leader'):
+                leader = str(status['leader'])
         return ids.get(leader)
 
     def config(self):
