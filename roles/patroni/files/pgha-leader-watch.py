@@ -16,10 +16,12 @@ leader's host has answered neither on its Patroni REST port nor on its etcd clie
 --release-after seconds (TCP connect; a refused connection is an answer: the host is up), this
 deletes the leader key in one etcd transaction that first checks the key is still the same
 (same revision). Patroni's members wake on the deletion and elect a new leader by their usual
-rules (synchronous standby, maximum_lag_on_failover, the healthiest node). Only an unreachable
-host is acted on: it cannot refresh its key anyway, and a commit on a primary cut off from the
-others waits for its synchronous standby, which is the member promoted. A paused cluster is left
-alone, and so is a leader whose host runs no etcd member (two independent signals are wanted).
+rules (synchronous standby, maximum_lag_on_failover, the healthiest node). Only a host that is
+unreachable on two ports is acted on: crashed or cut off from the majority, it cannot refresh
+its key anyway, and a commit on a primary cut off from the others waits for its synchronous
+standby, which is the member promoted. Cut off from this replica only (a partial partition),
+it costs one unneeded failover, never an acknowledged write. A paused cluster is left alone,
+and so is a leader whose host runs no etcd member (two independent signals are wanted).
 
 Only the standard library; every request is bounded by --timeout. With TLS (--cacert) every
 request verifies the server against the cluster CA and presents --cert/--key (etcd wants a
@@ -28,6 +30,7 @@ client certificate).
 
 import argparse
 import base64
+import http.client
 import json
 import socket
 import ssl
@@ -116,10 +119,10 @@ class DeadLeaderRelease:
         name, revision = get_key(a.etcd, self.prefix + 'leader', a.timeout)
         if name is None:
             return self.forget()
-        config, _ = get_key(a.etcd, self.prefix + 'config', a.timeout)
+        config = get_key(a.etcd, self.prefix + 'config', a.timeout)[0]
         if config and json.loads(config).get('pause'):
             return self.forget()
-        member, _ = get_key(a.etcd, self.prefix + 'members/' + name, a.timeout)
+        member = get_key(a.etcd, self.prefix + 'members/' + name, a.timeout)[0]
         if not member:
             return self.forget()
         api = urllib.parse.urlsplit(json.loads(member).get('api_url', ''))
@@ -182,7 +185,7 @@ def main():
             if msg:
                 print(msg, flush=True)
             last_error = None
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, http.client.HTTPException) as exc:
             if str(exc) != last_error:  # log a failure once, not every interval
                 print('check failed: %s' % exc, file=sys.stderr, flush=True)
                 last_error = str(exc)

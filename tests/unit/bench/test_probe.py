@@ -6,7 +6,6 @@
 not counted as passing, when they do not; the lab exercises `run` through PgBouncer)."""
 
 import glob
-import importlib.util
 import json
 import os
 import shutil
@@ -18,18 +17,10 @@ import time
 
 import pytest
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', '..'))
+from ansible_collections.pgha.cluster.tests.unit.utils import REPO, load_script
+
 PROBE_PATH = os.path.join(REPO, 'bench', 'probe.py')
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location('pgha_bench_probe', PROBE_PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-probe = _load()
+probe = load_script('bench/probe.py', 'pgha_bench_probe')
 
 
 def synth(pattern, t0=1000.0, interval=0.05, latency=0.01, run_id='r1'):
@@ -285,9 +276,7 @@ def test_run_and_verify_against_real_postgres(throwaway_pg, tmp_path):
 
 def test_plot_timeline_writes_png(tmp_path):
     pytest.importorskip('matplotlib')
-    spec = importlib.util.spec_from_file_location('pgha_bench_plot', os.path.join(REPO, 'bench', 'plot.py'))
-    plot = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(plot)
+    plot = load_script('bench/plot.py', 'pgha_bench_plot')
     evs = [{'t': 1001.0, 'name': 'crash', 'phase': 'start'}, {'t': 1004.0, 'name': 'crash', 'phase': 'end'}]
     lanes = [{'label': 'crash/default#1', 'log': synth('o' * 20 + 'x' * 30 + 's' + 'o' * 20), 'events': evs},
              {'label': 'crash/reference#1', 'log': synth('o' * 20 + 'x' * 60 + 'o' * 20), 'events': evs},

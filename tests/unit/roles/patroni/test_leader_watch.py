@@ -1,0 +1,712 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, pgha.cluster contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""roles/patroni/files/pgha-leader-watch.py against real local servers: a fake etcd v3 JSON
+gateway and a fake Patroni REST API (http.server on 127.0.0.1), and a leader host on
+127.0.0.0/8 whose ports answer (a listening socket), refuse (a bound socket that does not listen:
+the kernel resets the connection) or stay silent (see LeaderHost.silent). Nothing of the script
+is mocked; the clock of DeadLeaderRelease.step(now) is passed in, so no test sleeps."""
+
+import argparse
+import base64
+import json
+import socket
+import socketserver
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from ansible_collections.pgha.cluster.tests.unit.utils import load_script
+
+watch = load_script('roles/patroni/files/pgha-leader-watch.py', 'pgha_leader_watch')
+
+SCOPE = 'pgha'
+NAMESPACE = '/service/'
+PREFIX = '/service/pgha/'
+LEADER_KEY = PREFIX + 'leader'
+LEADER_HOST = '127.0.0.77'   # the Patroni leader's host; the fake etcd (this host) is 127.0.0.1
+CONNECT_TIMEOUT = 0.05       # --connect-timeout: a silent port costs this much per probe
+RELEASE_AFTER = 3.0          # --release-after (the fast profile's value)
+T0 = 1000.0                  # the first step's monotonic time
+
+
+def enc(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def dec(text):
+    return base64.b64decode(text).decode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind() resolves the host name with getfqdn(), which can be slow
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up
+            super().handle_error(request, client_address)
+
+
+def _serve(handler):
+    server = _Server(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.02}, daemon=True).start()
+    return server
+
+
+def _shutdown(server):
+    server.shutdown()
+    server.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):  # keep the test output clean
+        pass
+
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# a fake etcd v3 JSON gateway
+
+class FakeEtcd(object):
+    """The part of etcd's v3 JSON gateway the script uses. Keys and values are base64; int64s are
+    strings; like the gateway (proto3 JSON), it leaves out empty and false fields: no "kvs" for
+    a missing key, no "succeeded" for a failed transaction. Every request is recorded."""
+
+    def __init__(self, member_id='101', leader_id='102'):
+        self.lock = threading.RLock()
+        self.revision = 1
+        self.kv = {}               # key -> {'value', 'create_revision', 'mod_revision', 'version'}
+        self.members = []          # as /v3/cluster/member/list returns them
+        self.member_id, self.leader_id = member_id, leader_id  # /v3/maintenance/status
+        self.requests = []         # (path, body)
+        self.before_txn = None     # called when a txn arrives, before its compare is evaluated
+        fake = self
+
+        class Handler(_Handler):
+            def do_POST(self):
+                length = int(self.headers.get('Content-Length') or 0)
+                body = json.loads(self.rfile.read(length).decode() or '{}')
+                with fake.lock:
+                    fake.requests.append((self.path, body))
+                    try:
+                        status, reply = 200, fake.handle(self.path, body)
+                    except (KeyError, ValueError) as exc:  # anything this fake does not emulate
+                        status, reply = 400, {'error': 'unsupported: %r' % (exc,), 'code': 3}
+                self.reply(status, reply)
+
+        self.server = _serve(Handler)
+        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
+
+    def stop(self):
+        _shutdown(self.server)
+
+    # -- the store -----------------------------------------------------------------------------
+    def put(self, key, value):
+        """Set a key (a dict or list is stored as JSON); returns its new mod_revision."""
+        if not isinstance(value, str):
+            value = json.dumps(value)
+        with self.lock:
+            self.revision += 1
+            old = self.kv.get(key)
+            self.kv[key] = {'value': value, 'mod_revision': self.revision,
+                            'create_revision': old['create_revision'] if old else self.revision,
+                            'version': old['version'] + 1 if old else 1}
+            return self.revision
+
+    def delete(self, key):
+        with self.lock:
+            if self.kv.pop(key, None) is None:
+                return 0
+            self.revision += 1
+            return 1
+
+    def add_member(self, name, client_urls, member_id=None):
+        m = {'ID': member_id or str(1000 + len(self.members)), 'peerURLs': ['http://192.0.2.1:2380']}
+        if name:  # an added, not yet started member has neither a name nor client URLs
+            m['name'] = name
+        if client_urls:
+            m['clientURLs'] = list(client_urls)
+        self.members.append(m)
+        return m
+
+    @property
+    def txns(self):
+        return [body for path, body in self.requests if path == '/v3/kv/txn']
+
+    def paths(self):
+        return [request[0] for request in self.requests]
+
+    # -- the gateway ---------------------------------------------------------------------------
+    def header(self):
+        return {'cluster_id': '7', 'member_id': self.member_id, 'revision': str(self.revision), 'raft_term': '2'}
+
+    def handle(self, path, body):
+        if path == '/v3/kv/range':
+            if set(body) - {'key'}:  # range_end, serializable...: not what the script sends
+                raise ValueError(sorted(body))
+            key = dec(body['key'])
+            reply = {'header': self.header()}
+            if key in self.kv:
+                kv = self.kv[key]
+                reply['kvs'] = [{'key': body['key'], 'value': enc(kv['value']),
+                                 'create_revision': str(kv['create_revision']),
+                                 'mod_revision': str(kv['mod_revision']), 'version': str(kv['version'])}]
+                reply['count'] = '1'
+            return reply
+        if path == '/v3/kv/txn':
+            if self.before_txn:
+                self.before_txn()
+            succeeded = all(self.holds(c) for c in body.get('compare', []))
+            responses = [self.apply(op) for op in body.get('success' if succeeded else 'failure', [])]
+            reply = {'header': self.header()}
+            if succeeded:
+                reply['succeeded'] = True
+            if responses:
+                reply['responses'] = responses
+            return reply
+        if path == '/v3/cluster/member/list':
+            return {'header': self.header(), 'members': self.members}
+        if path == '/v3/maintenance/status':
+            return {'header': self.header(), 'version': '3.5.17', 'leader': self.leader_id}
+        if path == '/v3/maintenance/transfer-leadership':
+            return {'header': self.header()}
+        raise KeyError(path)
+
+    def holds(self, cmp):
+        # only what the script needs: MOD EQUAL (proto3 defaults: target VERSION, result EQUAL)
+        if (cmp.get('target', 'VERSION'), cmp.get('result', 'EQUAL')) != ('MOD', 'EQUAL'):
+            raise ValueError(cmp)
+        kv = self.kv.get(dec(cmp['key']))
+        return (kv['mod_revision'] if kv else 0) == int(cmp.get('mod_revision', 0))
+
+    def apply(self, op):
+        (kind, req), = op.items()
+        if kind != 'request_delete_range' or set(req) != {'key'}:
+            raise ValueError(op)
+        deleted = self.delete(dec(req['key']))
+        return {'response_delete_range': {'header': self.header(), 'deleted': str(deleted)}}
+
+
+# ---------------------------------------------------------------------------------------------
+# a leader host on 127.0.0.0/8 whose ports answer, refuse or stay silent
+
+class LeaderHost(object):
+    def __init__(self, monkeypatch, host=LEADER_HOST):
+        self.host = host
+        self.monkeypatch = monkeypatch
+        self.socks = []
+        self.emulated = set()  # (host, port) made silent by the fallback below
+
+    def close(self):
+        for s in self.socks:
+            s.close()
+
+    def _socket(self, host):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socks.append(s)
+        s.bind((host or self.host, 0))
+        return s, s.getsockname()[1]
+
+    def answering(self, host=None):
+        """A port whose connect succeeds (the kernel completes it; nothing needs to accept)."""
+        s, port = self._socket(host)
+        s.listen(64)  # room for every probe of a test: none is accepted
+        return port
+
+    def refusing(self, host=None):
+        """A port held by a bound socket that does not listen: a connect is refused."""
+        return self._socket(host)[1]
+
+    def silent(self, host=None):
+        """A port whose connect times out, as when the host is gone.
+
+        On 127.0.0.0/8 an unused port refuses (that is an answer); silence is a listening socket
+        whose accept queue is full and never drained: Linux then drops an incoming SYN, so the
+        client's connect times out (its SYN is only retried after 1 s, well past
+        CONNECT_TIMEOUT). The queue is filled and the timeout checked here, with the real
+        socket.create_connection. Where a kernel behaves otherwise, the fallback is to
+        monkeypatch socket.create_connection (the OS boundary) to time out for this one
+        address; every other connection, HTTP included, stays real."""
+        host = host or self.host
+        s, port = self._socket(host)
+        s.listen(0)
+        for _attempt in range(8):
+            try:
+                self.socks.append(socket.create_connection((host, port), timeout=CONNECT_TIMEOUT))
+            except socket.timeout:
+                return port  # the queue is full: silent
+            except OSError:
+                break
+        self._emulate_silence(host, port)
+        return port
+
+    def _emulate_silence(self, host, port):
+        if not self.emulated:
+            real = socket.create_connection
+
+            def create_connection(address, *args, **kwargs):
+                if tuple(address[:2]) in self.emulated:
+                    raise socket.timeout('timed out')
+                return real(address, *args, **kwargs)
+            self.monkeypatch.setattr(watch.socket, 'create_connection', create_connection)
+        self.emulated.add((host, port))
+
+
+# ---------------------------------------------------------------------------------------------
+# a fake Patroni: GET /primary only
+
+class FakePatroni(object):
+    def __init__(self, primary_status):
+        self.status = primary_status
+        self.requests = []
+        fake = self
+
+        class Handler(_Handler):
+            def do_GET(self):
+                fake.requests.append(self.path)
+                if self.path == '/primary':
+                    self.reply(fake.status, {'role': 'primary' if fake.status == 200 else 'replica'})
+                else:
+                    self.reply(404, {})
+
+        self.server = _serve(Handler)
+        self.url = 'http://127.0.0.1:%d' % self.server.server_address[1]
+
+    def stop(self):
+        _shutdown(self.server)
+
+
+# ---------------------------------------------------------------------------------------------
+# fixtures and helpers
+
+@pytest.fixture
+def etcd():
+    made = []
+
+    def factory(**kwargs):
+        made.append(FakeEtcd(**kwargs))
+        return made[-1]
+    yield factory
+    for f in made:
+        f.stop()
+
+
+@pytest.fixture
+def leader_host(monkeypatch):
+    h = LeaderHost(monkeypatch)
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def patroni():
+    made = []
+
+    def factory(primary_status):
+        made.append(FakePatroni(primary_status))
+        return made[-1]
+    yield factory
+    for f in made:
+        f.stop()
+
+
+def args_for(fake, **extra):
+    """What main() parses, for DeadLeaderRelease and move_etcd_leader_away."""
+    args = dict(etcd=fake.url, patroni='http://127.0.0.1:1', scope=SCOPE, namespace=NAMESPACE, interval=1.0,
+                timeout=2.0, connect_timeout=CONNECT_TIMEOUT, release_after=RELEASE_AFTER, once=True)
+    args.update(extra)
+    return argparse.Namespace(**args)
+
+
+def make_cluster(fake, rest_port, etcd_port, leader='pg1', host=LEADER_HOST, etcd_member=True, config=None):
+    """Patroni's keys for a 3-member cluster led by `leader` on `host`, and an etcd member list
+    with this host (127.0.0.1, the fake etcd itself) and a third host; the leader's host gets an
+    etcd member too when `etcd_member`. Returns the leader key's mod_revision."""
+    fake.put(PREFIX + 'config', config if config is not None else {'ttl': 20, 'loop_wait': 5, 'retry_timeout': 7})
+    fake.put(PREFIX + 'members/' + leader, {
+        'conn_url': 'postgres://%s:5432/postgres' % host, 'api_url': 'http://%s:%d/patroni' % (host, rest_port),
+        'state': 'running', 'role': 'primary', 'version': '4.0.7', 'xlog_location': 50331648, 'timeline': 1})
+    fake.put(PREFIX + 'members/pg2', {'conn_url': 'postgres://127.0.0.1:5432/postgres',
+                                      'api_url': 'http://127.0.0.1:8008/patroni', 'state': 'streaming',
+                                      'role': 'replica'})
+    fake.add_member('pg2', [fake.url])
+    fake.add_member('pg3', ['http://127.0.0.3:2379'])
+    if etcd_member:
+        fake.add_member(leader, ['http://%s:%d' % (host, etcd_port)])
+    return fake.put(LEADER_KEY, leader)
+
+
+def assert_release_txn(txn, revision):
+    """One compare-and-delete of the leader key, at `revision`."""
+    assert len(txn['compare']) == 1
+    cmp = txn['compare'][0]
+    assert dec(cmp['key']) == LEADER_KEY
+    assert (cmp['target'], cmp['result']) == ('MOD', 'EQUAL')
+    assert int(cmp['mod_revision']) == revision
+    assert txn['success'] == [{'request_delete_range': {'key': enc(LEADER_KEY)}}]  # that key, no range
+    assert not txn.get('failure')
+
+
+def steps(release, times):
+    return [release.step(t) for t in times]
+
+
+def assert_released_on_a_fresh_clock(release, fake, revision):
+    """Long after earlier steps: the silence counts from the next step, then one release."""
+    t1 = T0 + 20 * RELEASE_AFTER
+    assert release.step(t1) is None
+    assert release.step(t1 + RELEASE_AFTER) is not None
+    assert len(fake.txns) == 1
+    assert_release_txn(fake.txns[0], revision)
+
+
+# ---------------------------------------------------------------------------------------------
+# host_answers
+
+def test_host_answers_listening_port(leader_host):
+    assert watch.host_answers(leader_host.host, leader_host.answering(), CONNECT_TIMEOUT) is True
+
+
+def test_host_answers_refused_connection_is_an_answer(leader_host):
+    assert watch.host_answers(leader_host.host, leader_host.refusing(), CONNECT_TIMEOUT) is True
+
+
+def test_host_answers_closed_port_on_localhost_is_an_answer():
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there any more: refused
+    assert watch.host_answers('127.0.0.1', port, CONNECT_TIMEOUT) is True
+
+
+def test_host_answers_silent_port_is_no_answer_within_the_timeout(leader_host):
+    port = leader_host.silent()
+    t = time.monotonic()
+    assert watch.host_answers(leader_host.host, port, CONNECT_TIMEOUT) is False
+    assert time.monotonic() - t < CONNECT_TIMEOUT + 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# DeadLeaderRelease: the release of a silent leader's key
+
+def test_silent_leader_host_is_released_after_release_after(etcd, leader_host):
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None                      # the first silent observation starts the clock
+    assert release.step(T0 + RELEASE_AFTER - 0.1) is None
+    assert fake.txns == [] and LEADER_KEY in fake.kv
+    msg = release.step(T0 + RELEASE_AFTER)
+    assert len(fake.txns) == 1
+    assert_release_txn(fake.txns[0], revision)
+    assert LEADER_KEY not in fake.kv
+    assert {PREFIX + 'config', PREFIX + 'members/pg1', PREFIX + 'members/pg2'} <= set(fake.kv)
+    assert 'leader pg1 at %s' % LEADER_HOST in msg
+    assert 'deleted its leader key (revision %d)' % revision in msg
+    assert '%.1f s' % RELEASE_AFTER in msg
+    # the key is gone: nothing more to do
+    assert release.step(T0 + 2 * RELEASE_AFTER) is None
+    assert len(fake.txns) == 1
+
+
+def test_release_reads_the_keys_of_its_namespace_and_scope(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake, namespace='service'))  # no slashes: same prefix
+    release.step(T0)
+    ranged = [dec(body['key']) for path, body in fake.requests if path == '/v3/kv/range']
+    assert ranged == [LEADER_KEY, PREFIX + 'config', PREFIX + 'members/pg1']
+    assert release.step(T0 + RELEASE_AFTER) is not None
+
+
+def test_an_answer_restarts_the_clock(etcd, leader_host):
+    fake = etcd()
+    silent_rest = leader_host.silent()
+    revision = make_cluster(fake, silent_rest, leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    # the REST API answers once (the member key changes, the leader key does not)
+    fake.put(PREFIX + 'members/pg1', {'api_url': 'http://%s:%d/patroni' % (LEADER_HOST, leader_host.answering())})
+    assert release.step(T0 + 1) is None
+    fake.put(PREFIX + 'members/pg1', {'api_url': 'http://%s:%d/patroni' % (LEADER_HOST, silent_rest)})
+    assert release.step(T0 + 2) is None                  # silent again: the clock starts anew
+    assert release.step(T0 + RELEASE_AFTER) is None      # not since T0
+    assert release.step(T0 + 2 + RELEASE_AFTER - 0.1) is None
+    assert fake.txns == []
+    assert release.step(T0 + 2 + RELEASE_AFTER) is not None
+    assert len(fake.txns) == 1
+    assert_release_txn(fake.txns[0], revision)
+
+
+def test_refused_connections_are_answers(etcd, leader_host):
+    # the host is up, Patroni and etcd are down: not the case this is for
+    fake = etcd()
+    make_cluster(fake, leader_host.refusing(), leader_host.refusing())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert steps(release, [T0, T0 + RELEASE_AFTER, T0 + 10 * RELEASE_AFTER]) == [None, None, None]
+    assert fake.txns == []
+    assert LEADER_KEY in fake.kv
+
+
+@pytest.mark.parametrize('rest,etcd_port', [
+    ('answering', 'silent'), ('silent', 'answering'), ('refusing', 'silent'), ('silent', 'refusing')])
+def test_one_port_answering_is_enough(etcd, leader_host, rest, etcd_port):
+    fake = etcd()
+    make_cluster(fake, getattr(leader_host, rest)(), getattr(leader_host, etcd_port)())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert steps(release, [T0, T0 + RELEASE_AFTER, T0 + 10 * RELEASE_AFTER]) == [None, None, None]
+    assert fake.txns == []
+
+
+def test_paused_cluster_is_left_alone(etcd, leader_host):
+    fake = etcd()
+    config = {'ttl': 20, 'loop_wait': 5, 'pause': True}
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent(), config=config)
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert steps(release, [T0, T0 + RELEASE_AFTER, T0 + 10 * RELEASE_AFTER]) == [None, None, None]
+    assert fake.txns == []
+    # resumed: the same silent leader is released, the clock counting from the resume
+    fake.put(PREFIX + 'config', dict(config, pause=False))
+    assert_released_on_a_fresh_clock(release, fake, revision)
+
+
+def test_a_pause_forgets_the_silence_seen_before(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    fake.put(PREFIX + 'config', {'pause': True})
+    assert release.step(T0 + 1) is None
+    fake.put(PREFIX + 'config', {'pause': False})
+    assert release.step(T0 + RELEASE_AFTER) is None      # counted from here, not from T0
+    assert fake.txns == []
+    assert release.step(T0 + 2 * RELEASE_AFTER) is not None
+
+
+@pytest.mark.parametrize('member', ['none', 'unstarted', 'other-host'])
+def test_leader_host_without_etcd_member_is_left_alone(etcd, leader_host, member):
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent(), etcd_member=False)
+    etcd_port = leader_host.silent()
+    if member == 'unstarted':  # added to the cluster, never started: no client URLs
+        fake.add_member(None, [])
+    elif member == 'other-host':  # the same port, on another address
+        fake.add_member('pg4', ['http://127.0.0.78:%d' % etcd_port])
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert steps(release, [T0, T0 + RELEASE_AFTER, T0 + 10 * RELEASE_AFTER]) == [None, None, None]
+    assert fake.txns == []
+    # an etcd member on the leader's host: both signals, released
+    fake.add_member('pg1', ['http://%s:%d' % (LEADER_HOST, etcd_port)])
+    assert_released_on_a_fresh_clock(release, fake, revision)
+
+
+def test_leader_without_member_key_is_left_alone(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.delete(PREFIX + 'members/pg1')
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert steps(release, [T0, T0 + RELEASE_AFTER]) == [None, None]
+    assert fake.txns == []
+
+
+def test_a_new_revision_of_the_key_restarts_the_clock(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    revision = fake.put(LEADER_KEY, 'pg1')               # the same leader wrote its key again
+    assert release.step(T0 + RELEASE_AFTER) is None      # a new observation: the clock restarts
+    assert fake.txns == []
+    assert release.step(T0 + 2 * RELEASE_AFTER - 0.1) is None
+    assert fake.txns == []
+    assert release.step(T0 + 2 * RELEASE_AFTER) is not None
+    assert_release_txn(fake.txns[0], revision)
+
+
+def test_a_new_leader_restarts_the_clock(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    # pg3 leads now, on another silent host with an etcd member: its silence counts from now
+    host3 = '127.0.0.79'
+    fake.put(PREFIX + 'members/pg3', {'api_url': 'http://%s:%d/patroni' % (host3, leader_host.silent(host3))})
+    fake.add_member('pg3', ['http://%s:%d' % (host3, leader_host.silent(host3))])
+    revision = fake.put(LEADER_KEY, 'pg3')
+    assert release.step(T0 + RELEASE_AFTER) is None
+    assert fake.txns == []
+    msg = release.step(T0 + 2 * RELEASE_AFTER)
+    assert 'leader pg3 at %s' % host3 in msg
+    assert_release_txn(fake.txns[0], revision)
+
+
+def test_key_changed_before_the_delete_is_left_alone(etcd, leader_host):
+    fake = etcd()
+    first = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    # the key gets a new revision after the script's last read, before its txn is applied
+    fake.before_txn = lambda: fake.put(LEADER_KEY, 'pg1')
+    msg = release.step(T0 + RELEASE_AFTER)
+    assert msg == 'the leader key changed meanwhile: left it alone'
+    assert len(fake.txns) == 1
+    assert_release_txn(fake.txns[0], first)
+    assert (release.suspect, release.since) == (None, None)  # forgotten after any txn
+    assert fake.kv[LEADER_KEY]['value'] == 'pg1'
+    second = fake.kv[LEADER_KEY]['mod_revision']
+    assert second > first
+    # the state was forgotten: the clock starts anew on the next step
+    fake.before_txn = None
+    t1 = T0 + RELEASE_AFTER + 1
+    assert release.step(t1) is None
+    assert release.step(t1 + RELEASE_AFTER - 0.1) is None
+    assert len(fake.txns) == 1
+    assert release.step(t1 + RELEASE_AFTER) is not None
+    assert len(fake.txns) == 2
+    assert_release_txn(fake.txns[1], second)
+    assert LEADER_KEY not in fake.kv
+
+
+def test_no_leader_key_does_nothing_and_forgets(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    assert release.suspect is not None and release.since == T0
+    fake.delete(LEADER_KEY)
+    fake.requests[:] = []
+    assert release.step(T0 + RELEASE_AFTER) is None
+    assert (release.suspect, release.since) == (None, None)
+    assert fake.paths() == ['/v3/kv/range']              # the leader key only
+    assert fake.txns == []
+
+
+def test_no_leader_key_in_an_empty_etcd(etcd):
+    fake = etcd()
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert steps(release, [T0, T0 + RELEASE_AFTER]) == [None, None]
+    assert fake.paths() == ['/v3/kv/range', '/v3/kv/range']
+
+
+# ---------------------------------------------------------------------------------------------
+# move_etcd_leader_away: the Patroni leader's duty
+
+def test_move_etcd_leader_away_to_a_started_member_that_sees_the_same_leader(etcd, leader_host):
+    local = etcd(member_id='101', leader_id='101')
+    other_leader = etcd(member_id='103', leader_id='103')  # a member that sees another leader
+    peer = etcd(member_id='104', leader_id='101')
+    local.add_member('pg1', [local.url], member_id='101')
+    local.add_member(None, [], member_id='102')                           # not started
+    local.add_member('pg2', ['http://%s:%d' % (LEADER_HOST, leader_host.refusing())], member_id='105')
+    local.add_member('pg3', [other_leader.url], member_id='103')
+    local.add_member('pg4', [peer.url], member_id='104')
+    msg = watch.move_etcd_leader_away(args_for(local))
+    assert msg == 'this host leads Patroni: moved the etcd leadership to pg4'
+    moves = [body for path, body in local.requests if path == '/v3/maintenance/transfer-leadership']
+    assert moves == [{'targetID': '104'}]
+    assert local.paths() == ['/v3/maintenance/status', '/v3/cluster/member/list',
+                             '/v3/maintenance/transfer-leadership']
+    assert other_leader.paths() == ['/v3/maintenance/status']
+
+
+def test_move_etcd_leader_away_when_another_member_leads_etcd(etcd):
+    local = etcd(member_id='101', leader_id='102')
+    local.add_member('pg1', [local.url], member_id='101')
+    assert watch.move_etcd_leader_away(args_for(local)) is None
+    assert local.paths() == ['/v3/maintenance/status']
+
+
+# ---------------------------------------------------------------------------------------------
+# main()
+
+def run_main(monkeypatch, argv):
+    monkeypatch.setattr(sys, 'argv', ['pgha-leader-watch.py'] + argv)
+    return watch.main()
+
+
+@pytest.mark.parametrize('release_after', [0, RELEASE_AFTER])
+def test_main_once_on_a_replica(monkeypatch, capsys, etcd, patroni, leader_host, release_after):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.requests[:] = []
+    local = patroni(503)
+    rc = run_main(monkeypatch, ['--etcd', fake.url, '--patroni', local.url, '--scope', SCOPE, '--once',
+                                '--release-after', str(release_after), '--connect-timeout', str(CONNECT_TIMEOUT)])
+    assert rc == 0
+    assert local.requests == ['/primary']
+    if release_after:
+        assert '/v3/kv/range' in fake.paths()            # the replica's duty ran: one step, no delete
+        assert fake.txns == []
+    else:
+        assert fake.requests == []                       # release off: no request to etcd at all
+    assert capsys.readouterr() == ('', '')
+
+
+def test_main_once_on_the_leader_checks_the_etcd_leadership(monkeypatch, capsys, etcd, patroni):
+    fake = etcd(member_id='101', leader_id='102')
+    local = patroni(200)
+    rc = run_main(monkeypatch, ['--etcd', fake.url, '--patroni', local.url, '--scope', SCOPE, '--once',
+                                '--release-after', str(RELEASE_AFTER)])
+    assert rc == 0
+    assert fake.paths() == ['/v3/maintenance/status']    # the leader's duty, not the replica's
+    assert capsys.readouterr() == ('', '')
+
+
+def test_main_once_without_a_local_patroni_logs_and_exits_0(monkeypatch, capsys, etcd):
+    fake = etcd()
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))  # bound, not listening: refused
+    try:
+        rc = run_main(monkeypatch, ['--etcd', fake.url, '--patroni', 'http://127.0.0.1:%d' % s.getsockname()[1],
+                                    '--scope', SCOPE, '--once', '--release-after', str(RELEASE_AFTER)])
+    finally:
+        s.close()
+    assert rc == 0
+    out, err = capsys.readouterr()
+    assert out == '' and err.startswith('check failed: ')
+    assert fake.requests == []
+
+
+def test_main_once_with_a_non_http_reply_logs_and_exits_0(monkeypatch, capsys, etcd):
+    """A reply that is not HTTP (http.client.BadStatusLine, not an OSError) is logged like any
+    failed check: the service must not die and lose its silence clock."""
+    fake = etcd()
+    server = socket.socket()
+    server.bind(('127.0.0.1', 0))
+    server.listen(1)
+    server.settimeout(5)
+
+    def answer_like_ssh():
+        try:
+            conn = server.accept()[0]
+        except OSError:
+            return
+        with conn:
+            conn.sendall(b'SSH-2.0-OpenSSH_9.2\r\n')
+
+    thread = threading.Thread(target=answer_like_ssh, daemon=True)
+    thread.start()
+    try:
+        rc = run_main(monkeypatch, ['--etcd', fake.url, '--patroni', 'http://127.0.0.1:%d' % server.getsockname()[1],
+                                    '--scope', SCOPE, '--once', '--release-after', str(RELEASE_AFTER)])
+    finally:
+        thread.join(5)
+        server.close()
+    assert rc == 0
+    out, err = capsys.readouterr()
+    assert out == '' and err.startswith('check failed: ')
+    assert fake.requests == []
