@@ -429,8 +429,19 @@ def test_release_reads_the_keys_of_its_namespace_and_scope(etcd, leader_host):
     release = watch.DeadLeaderRelease(args_for(fake, namespace='service'))  # no slashes: same prefix
     release.step(T0)
     ranged = [dec(body['key']) for path, body in fake.requests if path == '/v3/kv/range']
-    assert ranged == [LEADER_KEY, PREFIX + 'config', PREFIX + 'members/pg1']
+    assert ranged == [LEADER_KEY, PREFIX + 'members/pg1', PREFIX + 'config']
     assert release.step(T0 + RELEASE_AFTER) is not None
+
+
+def test_a_leader_answering_on_its_rest_port_costs_two_reads(etcd, leader_host):
+    """The usual tick: the leader's REST port answers, and neither the member list nor the
+    cluster config is read."""
+    fake = etcd()
+    make_cluster(fake, leader_host.answering(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    assert [(path, dec(body['key'])) for path, body in fake.requests] == \
+        [('/v3/kv/range', LEADER_KEY), ('/v3/kv/range', PREFIX + 'members/pg1')]
 
 
 def test_an_answer_restarts_the_clock(etcd, leader_host):
