@@ -2,15 +2,23 @@
 # Copyright (c) 2026, pgha.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Run a module's main() in-process, the way community.general's unit tests do; load a
-standalone script (bench/, roles/*/files/) as a module."""
+standalone script (bench/, roles/*/files/) as a module; make a CA and certificates for TLS tests."""
 
 import contextlib
+import datetime
 import importlib.util
 import io
+import ipaddress
 import json
 import os
 
 import pytest
+
+# cryptography comes with ansible-core (requirements.txt): a missing one is an error, not a skip.
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from ansible.module_utils.testing import patch_module_args
 
@@ -56,3 +64,45 @@ def load_script(relative_path, module_name):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def _name(cn):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_ca(cn):
+    """A self-signed CA valid for 30 days: (private key, certificate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn)).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def make_leaf(ca_key, ca_cert, cn='pg1', ips=('127.0.0.1',)):
+    """A certificate signed by the CA for the IP addresses `ips` (no extended key usage: good for a
+    server and a client alike): (private key, certificate)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca_cert.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return key, cert
+
+
+def write_pem(path, obj):
+    """Write a certificate or a private key (unencrypted PKCS#8) to `path` (a pathlib.Path) as PEM;
+    returns the path as a string."""
+    pem = serialization.Encoding.PEM
+    if isinstance(obj, x509.Certificate):
+        data = obj.public_bytes(pem)
+    else:
+        data = obj.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path.write_bytes(data)
+    return str(path)

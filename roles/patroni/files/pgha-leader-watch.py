@@ -13,15 +13,17 @@ hands the leadership to another started member (etcd's MoveLeader).
 A replica: release the key of a leader whose host is gone (--release-after seconds, 0 = off).
 Patroni lets a crashed leader's key live out its ttl, and ttl cannot go below 20 s. When the
 leader's host has answered neither on its Patroni REST port nor on its etcd client port for
---release-after seconds (TCP connect; a refused connection is an answer: the host is up), this
-deletes the leader key in one etcd transaction that first checks the key is still the same
-(same revision). Patroni's members wake on the deletion and elect a new leader by their usual
-rules (synchronous standby, maximum_lag_on_failover, the healthiest node). Only a host that is
-unreachable on two ports is acted on: crashed or cut off from the majority, it cannot refresh
-its key anyway, and a commit on a primary cut off from the others waits for its synchronous
-standby, which is the member promoted. Cut off from this replica only (a partial partition),
-it costs one unneeded failover, never an acknowledged write. A paused cluster is left alone,
-and so is a leader whose host runs no etcd member (two independent signals are wanted).
+--release-after seconds (a TCP connect, and on an https REST port a TLS handshake and
+close_notify, without which Patroni logs an error; a refused connection or a failed handshake is
+an answer: the host is up), this deletes the leader key in one etcd transaction that first
+checks the key is still the same (same revision). Patroni's members wake on the deletion and
+elect a new leader by their usual rules (synchronous standby, maximum_lag_on_failover, the
+healthiest node). Only a host that is unreachable on two ports is acted on: crashed or cut off
+from the majority, it cannot refresh its key anyway, and a commit on a primary cut off from the
+others waits for its synchronous standby, which is the member promoted. Cut off from this
+replica only (a partial partition), it costs one unneeded failover, never an acknowledged write.
+A paused cluster is left alone, and so is a leader whose host runs no etcd member (two
+independent signals are wanted).
 
 Only the standard library; every request is bounded by --timeout. With TLS (--cacert) every
 request verifies the server against the cluster CA and presents --cert/--key (etcd wants a
@@ -70,15 +72,37 @@ def get_key(etcd, key, timeout):
     return base64.b64decode(kvs[0].get('value', '')).decode(), kvs[0]['mod_revision']
 
 
-def host_answers(host, port, timeout):
-    """True when something at host answers a TCP connect, even with a refusal."""
+def host_answers(host, port, timeout, tls=False):
+    """True when something at host answers a TCP connect, even with a refusal.
+
+    With tls, a connect that succeeds is followed by a TLS handshake and a close_notify: Patroni
+    does its REST API's handshake outside any try, and logs a traceback for each client that
+    closes without one. The handshake is politeness only: when it fails or times out, the host
+    has answered all the same. At most timeout for the connect, then timeout for the handshake
+    and the close_notify together: 2 x timeout in all."""
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
+        sock = socket.create_connection((host, port), timeout=timeout)
     except ConnectionRefusedError:
         return True
     except OSError:
         return False
+    with sock:
+        if tls:
+            deadline = time.monotonic() + timeout
+            try:
+                with (CONTEXT or unverified_context()).wrap_socket(sock, server_hostname=host) as conn:
+                    conn.settimeout(max(deadline - time.monotonic(), 0.001))
+                    conn.unwrap()  # sends close_notify, reads the server's (and its session tickets)
+            except (OSError, ValueError):  # ssl.SSLError and timeouts are OSErrors
+                pass
+    return True
+
+
+def unverified_context():
+    """For the TLS handshake of an https REST port probed without --cacert: no trust needed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    return ctx
 
 
 def move_etcd_leader_away(args):
@@ -122,7 +146,8 @@ class DeadLeaderRelease:
             return self.forget()
         api = urllib.parse.urlsplit(json.loads(member).get('api_url', ''))
         # The REST port first: it answers on almost every tick, and then nothing more is read.
-        if not api.hostname or host_answers(api.hostname, api.port or 8008, a.connect_timeout):
+        if not api.hostname or host_answers(api.hostname, api.port or 8008, a.connect_timeout,
+                                            tls=api.scheme == 'https'):
             return self.forget()
         client_urls = [urllib.parse.urlsplit(url)
                        for m in post(a.etcd + '/v3/cluster/member/list', {}, a.timeout).get('members', [])
@@ -159,7 +184,8 @@ def main():
     p.add_argument('--namespace', default='/service/', help="Patroni's namespace")
     p.add_argument('--interval', type=float, default=1.0)
     p.add_argument('--timeout', type=float, default=2.0, help='for each HTTP request')
-    p.add_argument('--connect-timeout', type=float, default=0.5, help="for each TCP probe of the leader's host")
+    p.add_argument('--connect-timeout', type=float, default=0.5,
+                   help="for each TCP probe of the leader's host (and again for its TLS handshake)")
     p.add_argument('--release-after', type=float, default=0.0,
                    help="seconds the leader's host must stay silent before its key is deleted; 0: never")
     p.add_argument('--once', action='store_true', help='one check, then exit')
@@ -175,6 +201,7 @@ def main():
     release = DeadLeaderRelease(args)
     last_error = None
     while True:
+        started = time.monotonic()
         try:
             if leads_patroni(args.patroni, args.timeout):
                 release.forget()
@@ -190,7 +217,10 @@ def main():
                 last_error = str(exc)
         if args.once:
             return 0
-        time.sleep(args.interval)
+        # A tick every interval, whatever the tick took: while the leader's host is silent, its
+        # two probes take up to 2 x --connect-timeout, and sleeping a full interval after them
+        # would stretch the release by up to a second.
+        time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
 
 
 if __name__ == '__main__':

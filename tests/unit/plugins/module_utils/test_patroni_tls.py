@@ -5,67 +5,24 @@
 missing CA file, a certificate from another CA, plain http against HTTPS and a wrong password
 fail with messages that say what to do, and change nothing."""
 
-import datetime
-import ipaddress
-
 import pytest
-
-# cryptography comes with ansible-core (requirements.txt): a missing one is an error, not a skip.
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from ansible_collections.pgha.cluster.plugins.module_utils import patroni as pu
 from ansible_collections.pgha.cluster.plugins.modules import patroni_cluster_info, patroni_switchover
-from ansible_collections.pgha.cluster.tests.unit.utils import conn_args, run_module
-
-
-def _name(cn):
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def _ca(cn):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn)).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .sign(key, hashes.SHA256()))
-    return key, cert
-
-
-def _leaf(ca_key, ca_cert):
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(_name('pg1')).issuer_name(ca_cert.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address('127.0.0.1'))]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return key, cert
-
-
-def _write(path, data):
-    path.write_bytes(data)
-    return str(path)
+from ansible_collections.pgha.cluster.tests.unit.utils import conn_args, make_ca, make_leaf, run_module, write_pem
 
 
 @pytest.fixture(scope='module')
 def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp('pki')
-    ca_key, ca_cert = _ca('cluster CA')
-    key, cert = _leaf(ca_key, ca_cert)
-    _other_key, other_cert = _ca('another CA')
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    ca_key, ca_cert = make_ca('cluster CA')
+    key, cert = make_leaf(ca_key, ca_cert)
+    other_cert = make_ca('another CA')[1]
     return {
-        'ca': _write(d / 'ca.crt', ca_cert.public_bytes(pem)),
-        'other_ca': _write(d / 'other.crt', other_cert.public_bytes(pem)),
-        'cert': _write(d / 'server.crt', cert.public_bytes(pem)),
-        'key': _write(d / 'server.key', key_pem),
+        'ca': write_pem(d / 'ca.crt', ca_cert),
+        'other_ca': write_pem(d / 'other.crt', other_cert),
+        'cert': write_pem(d / 'server.crt', cert),
+        'key': write_pem(d / 'server.key', key),
     }
 
 

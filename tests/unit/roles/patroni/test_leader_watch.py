@@ -4,14 +4,18 @@
 """roles/patroni/files/pgha-leader-watch.py against real local servers: a fake etcd v3 JSON
 gateway and a fake Patroni REST API (http.server on 127.0.0.1), and a leader host on
 127.0.0.0/8 whose ports answer (a listening socket), refuse (a bound socket that does not listen:
-the kernel resets the connection) or stay silent (see LeaderHost.silent). Nothing of the script
-is mocked; the clock of DeadLeaderRelease.step(now) is passed in, so no test sleeps."""
+the kernel resets the connection) or stay silent (see LeaderHost.silent), and a REST port
+served over TLS the way Patroni serves it (TLSPort), with a CA and certificates made here. Nothing
+of the script is mocked; the clock of DeadLeaderRelease.step(now) is passed in, so no test sleeps
+(the probes of a TLS port that never answers wait out their timeout)."""
 
 import argparse
 import base64
 import json
 import socket
 import socketserver
+import ssl
+import struct
 import sys
 import threading
 import time
@@ -19,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.pgha.cluster.tests.unit.utils import load_script
+from ansible_collections.pgha.cluster.tests.unit.utils import load_script, make_ca, make_leaf, write_pem
 
 watch = load_script('roles/patroni/files/pgha-leader-watch.py', 'pgha_leader_watch')
 
@@ -291,6 +295,150 @@ class FakePatroni(object):
 
 
 # ---------------------------------------------------------------------------------------------
+# a REST port on the leader's host served over TLS, as Patroni serves it
+
+class TLSPort(object):
+    """A port on the leader's host (LEADER_HOST) that serves one connection, in a thread, as
+    `mode` says, and what the server saw of it in self.seen:
+
+    first      the first byte the client sent (peeked before anything else): b'\\x16' opens a TLS
+               record (a ClientHello), b'' is a close without a byte
+    handshake  'ok', or the exception of the server's do_handshake()
+    peercert   whether the client presented a certificate
+    read       what the server then read (http.server reads the request line): b'' when the client
+               closed with a close_notify, an exception otherwise (ragged EOFs are not suppressed)
+    unwrap     'ok', or the exception of the server's close_notify (Patroni's shutdown_request)
+
+    Modes: 'tls' serves as Patroni's REST API does (the handshake in the connection's thread,
+    then a read of the request, then unwrap); 'hold' completes the handshake, then neither
+    reads nor closes until self.release is set; 'mute' accepts and never answers; 'text'
+    answers with an SSH banner and closes; 'reset' resets the connection after the first byte;
+    'plain' reads without TLS until the client closes (self.seen['bytes'])."""
+
+    def __init__(self, mode, context=None, host=LEADER_HOST):
+        self.mode, self.context = mode, context
+        self.seen = {}
+        self.release = threading.Event()
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(1)
+        self.sock.settimeout(10)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def result(self):
+        """What the server saw, once it is done with the connection."""
+        self.release.set()
+        self.thread.join(15)
+        assert not self.thread.is_alive()
+        return self.seen
+
+    def close(self):
+        self.release.set()
+        self.sock.close()
+
+    def _serve(self):
+        try:
+            conn = self.sock.accept()[0]
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            self.seen['first'] = conn.recv(1, socket.MSG_PEEK)
+            if self.mode in ('mute', 'plain'):
+                self.seen['bytes'] = self._read_to_eof(conn)
+            elif self.mode == 'text':
+                conn.recv(65536)
+                conn.sendall(b'SSH-2.0-OpenSSH_9.2\r\n')
+            elif self.mode == 'reset':
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            else:
+                self._serve_tls(conn)
+
+    @staticmethod
+    def _read_to_eof(conn):
+        data = b''
+        try:
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+        except OSError:
+            return data
+
+    def _serve_tls(self, conn):
+        with self.context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False,
+                                      suppress_ragged_eofs=False) as tls:
+            try:
+                tls.do_handshake()
+            except OSError as exc:
+                self.seen['handshake'] = exc
+                return
+            self.seen['handshake'] = 'ok'
+            self.seen['peercert'] = bool(tls.getpeercert())
+            if self.mode == 'hold':
+                self.release.wait(10)
+                return
+            try:
+                self.seen['read'] = tls.recv(65536)
+            except OSError as exc:
+                self.seen['read'] = exc
+                return
+            try:
+                tls.unwrap()
+                self.seen['unwrap'] = 'ok'
+            except OSError as exc:
+                self.seen['unwrap'] = exc
+
+
+@pytest.fixture(scope='module')
+def pki(tmp_path_factory):
+    """The cluster CA and the leader host's certificate (for LEADER_HOST; the watch presents the
+    same kind of certificate as a client), and another CA."""
+    d = tmp_path_factory.mktemp('pki')
+    ca_key, ca_cert = make_ca('cluster CA')
+    key, cert = make_leaf(ca_key, ca_cert, ips=(LEADER_HOST,))
+    return {
+        'ca': write_pem(d / 'ca.crt', ca_cert),
+        'other_ca': write_pem(d / 'other.crt', make_ca('another CA')[1]),
+        'cert': write_pem(d / 'server.crt', cert),
+        'key': write_pem(d / 'server.key', key),
+    }
+
+
+def server_context(pki, verify_client=True):
+    """Patroni's REST API context: the host certificate; with verify_client, a client certificate
+    from the cluster CA is required (restapi.verify_client: required)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki['cert'], pki['key'])
+    if verify_client:
+        ctx.load_verify_locations(pki['ca'])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def client_context(pki, ca='ca'):
+    """The watch's CONTEXT, made as main() makes it from --cacert, --cert and --key."""
+    ctx = ssl.create_default_context(cafile=pki[ca])
+    ctx.load_cert_chain(pki['cert'], pki['key'])
+    return ctx
+
+
+@pytest.fixture
+def tls_port():
+    made = []
+
+    def factory(mode, context=None):
+        made.append(TLSPort(mode, context))
+        return made[-1]
+    yield factory
+    for p in made:
+        p.close()
+
+
+# ---------------------------------------------------------------------------------------------
 # fixtures and helpers
 
 @pytest.fixture
@@ -332,13 +480,15 @@ def args_for(fake, **extra):
     return argparse.Namespace(**args)
 
 
-def make_cluster(fake, rest_port, etcd_port, leader='pg1', host=LEADER_HOST, etcd_member=True, config=None):
-    """Patroni's keys for a 3-member cluster led by `leader` on `host`, and an etcd member list
-    with this host (127.0.0.1, the fake etcd itself) and a third host; the leader's host gets an
-    etcd member too when `etcd_member`. Returns the leader key's mod_revision."""
+def make_cluster(fake, rest_port, etcd_port, leader='pg1', host=LEADER_HOST, etcd_member=True, config=None,
+                 scheme='http'):
+    """Patroni's keys for a 3-member cluster led by `leader` on `host` (its REST API's URL with
+    `scheme`), and an etcd member list with this host (127.0.0.1, the fake etcd itself) and a
+    third host; the leader's host gets an etcd member too when `etcd_member`. Returns the leader
+    key's mod_revision."""
     fake.put(PREFIX + 'config', config if config is not None else {'ttl': 20, 'loop_wait': 5, 'retry_timeout': 7})
     fake.put(PREFIX + 'members/' + leader, {
-        'conn_url': 'postgres://%s:5432/postgres' % host, 'api_url': 'http://%s:%d/patroni' % (host, rest_port),
+        'conn_url': 'postgres://%s:5432/postgres' % host, 'api_url': '%s://%s:%d/patroni' % (scheme, host, rest_port),
         'state': 'running', 'role': 'primary', 'version': '4.0.7', 'xlog_location': 50331648, 'timeline': 1})
     fake.put(PREFIX + 'members/pg2', {'conn_url': 'postgres://127.0.0.1:5432/postgres',
                                       'api_url': 'http://127.0.0.1:8008/patroni', 'state': 'streaming',
@@ -400,6 +550,70 @@ def test_host_answers_silent_port_is_no_answer_within_the_timeout(leader_host):
     assert time.monotonic() - t < CONNECT_TIMEOUT + 1.0
 
 
+@pytest.mark.parametrize('verified', [True, False], ids=['cluster-CA', 'no-cacert'])
+def test_host_answers_tls_completes_the_handshake_and_closes_cleanly(monkeypatch, pki, tls_port, verified):
+    """Patroni does the handshake outside any try: a probe that closes without one is a traceback
+    in the leader's journal. With --cacert, the probe verifies the server and presents its
+    certificate (the server requires one here); without, it shakes hands without checking. It
+    then sends close_notify: the server reads b'' (the quiet end of http.server's handler), and
+    its own close_notify (Patroni's shutdown_request) goes through."""
+    monkeypatch.setattr(watch, 'CONTEXT', client_context(pki) if verified else None)
+    port = tls_port('tls', server_context(pki, verify_client=verified))
+    assert watch.host_answers(LEADER_HOST, port.port, CONNECT_TIMEOUT * 20, tls=True) is True
+    seen = port.result()
+    assert seen['first'] == b'\x16'
+    assert seen['handshake'] == 'ok'
+    assert seen['peercert'] is verified
+    assert seen['read'] == b''
+    assert seen['unwrap'] == 'ok'
+
+
+@pytest.mark.parametrize('mode', ['another-CA', 'text', 'reset'])
+def test_host_answers_tls_handshake_that_fails_is_an_answer(monkeypatch, pki, tls_port, mode):
+    """A connect that succeeds is an answer whatever the handshake then does: a certificate the
+    probe does not trust, a server that does not speak TLS, a reset. The host is up."""
+    if mode == 'another-CA':
+        monkeypatch.setattr(watch, 'CONTEXT', client_context(pki, ca='other_ca'))
+        port = tls_port('tls', server_context(pki))
+    else:
+        port = tls_port(mode)
+    assert watch.host_answers(LEADER_HOST, port.port, CONNECT_TIMEOUT * 20, tls=True) is True
+    seen = port.result()
+    assert seen['first'] == b'\x16'  # the probe tried
+    if mode == 'another-CA':
+        assert isinstance(seen['handshake'], ssl.SSLError)
+
+
+@pytest.mark.parametrize('mode', ['mute', 'hold'])
+def test_host_answers_tls_that_never_completes_is_an_answer_within_twice_the_timeout(tls_port, pki, mode):
+    """A server that accepts and then never answers the ClientHello ('mute'), or never answers the
+    close_notify ('hold'): an answer, once the probe has waited out its timeout for the TLS part
+    (the connect has its own): at most twice the connect timeout in all."""
+    timeout = 0.5
+    port = tls_port(mode, server_context(pki, verify_client=False))
+    t = time.monotonic()
+    assert watch.host_answers(LEADER_HOST, port.port, timeout, tls=True) is True
+    elapsed = time.monotonic() - t
+    seen = port.result()
+    assert seen['first'] == b'\x16'
+    if mode == 'mute':
+        assert elapsed >= 0.8 * timeout  # it did wait for the handshake
+        assert seen['bytes'].startswith(b'\x16')
+    else:
+        assert seen['handshake'] == 'ok'
+    assert elapsed < 2 * timeout + 1.0
+
+
+def test_host_answers_without_tls_is_a_plain_connect(monkeypatch, pki, tls_port):
+    """http (and the etcd client port): a connect and a close, not a byte sent, even with
+    --cacert; http.server reads b'' and returns quietly."""
+    monkeypatch.setattr(watch, 'CONTEXT', client_context(pki))
+    port = tls_port('plain')
+    assert watch.host_answers(LEADER_HOST, port.port, CONNECT_TIMEOUT * 20) is True
+    seen = port.result()
+    assert seen['first'] == b'' and seen['bytes'] == b''
+
+
 # ---------------------------------------------------------------------------------------------
 # DeadLeaderRelease: the release of a silent leader's key
 
@@ -442,6 +656,40 @@ def test_a_leader_answering_on_its_rest_port_costs_two_reads(etcd, leader_host):
     assert release.step(T0) is None
     assert [(path, dec(body['key'])) for path, body in fake.requests] == \
         [('/v3/kv/range', LEADER_KEY), ('/v3/kv/range', PREFIX + 'members/pg1')]
+
+
+@pytest.mark.parametrize('scheme', ['https', 'http'])
+def test_step_probes_the_rest_port_with_tls_when_its_url_is_https(monkeypatch, etcd, leader_host, pki, tls_port,
+                                                                  scheme):
+    """The api_url's scheme decides, not --cacert: an https leader gets a TLS handshake and a
+    close_notify, an http one a plain connect (a TLS ClientHello there would be a bad request)."""
+    monkeypatch.setattr(watch, 'CONTEXT', client_context(pki))
+    fake = etcd()
+    port = tls_port('tls' if scheme == 'https' else 'plain', server_context(pki))
+    make_cluster(fake, port.port, leader_host.silent(), scheme=scheme)
+    release = watch.DeadLeaderRelease(args_for(fake, connect_timeout=CONNECT_TIMEOUT * 20))
+    assert release.step(T0) is None
+    assert release.suspect is None                       # it answered
+    assert [dec(body['key']) for path, body in fake.requests] == [LEADER_KEY, PREFIX + 'members/pg1']
+    seen = port.result()
+    if scheme == 'https':
+        assert (seen['first'], seen['handshake'], seen['peercert'], seen['read'], seen['unwrap']) == \
+            (b'\x16', 'ok', True, b'', 'ok')
+    else:
+        assert (seen['first'], seen['bytes']) == (b'', b'')
+
+
+def test_an_https_leader_whose_handshake_fails_still_answers(monkeypatch, etcd, leader_host, pki, tls_port):
+    monkeypatch.setattr(watch, 'CONTEXT', client_context(pki, ca='other_ca'))
+    fake = etcd()
+    port = tls_port('tls', server_context(pki))
+    make_cluster(fake, port.port, leader_host.silent(), scheme='https')
+    release = watch.DeadLeaderRelease(args_for(fake, connect_timeout=CONNECT_TIMEOUT * 20))
+    assert release.step(T0) is None
+    assert release.suspect is None                       # it answered: no silence clock started
+    assert fake.txns == []
+    seen = port.result()
+    assert seen['first'] == b'\x16' and isinstance(seen['handshake'], ssl.SSLError)
 
 
 def test_an_answer_restarts_the_clock(etcd, leader_host):
@@ -665,6 +913,51 @@ def test_main_once_on_a_replica(monkeypatch, capsys, etcd, patroni, leader_host,
     else:
         assert fake.requests == []                       # release off: no request to etcd at all
     assert capsys.readouterr() == ('', '')
+
+
+def test_main_once_with_tls_shakes_hands_with_the_leaders_rest_api(monkeypatch, capsys, etcd, patroni, leader_host,
+                                                                   pki, tls_port):
+    """As deployed with TLS: main() makes CONTEXT from --cacert/--cert/--key, and the probe of the
+    https leader completes a handshake with a REST API that requires a client certificate."""
+    monkeypatch.setattr(watch, 'CONTEXT', None)          # main() sets it: restored after the test
+    fake = etcd()
+    port = tls_port('tls', server_context(pki))
+    make_cluster(fake, port.port, leader_host.silent(), scheme='https')
+    local = patroni(503)
+    rc = run_main(monkeypatch, ['--etcd', fake.url, '--patroni', local.url, '--scope', SCOPE, '--once',
+                                '--release-after', str(RELEASE_AFTER), '--connect-timeout', '1',
+                                '--cacert', pki['ca'], '--cert', pki['cert'], '--key', pki['key']])
+    assert rc == 0
+    assert capsys.readouterr() == ('', '')
+    seen = port.result()
+    assert (seen['first'], seen['handshake'], seen['peercert'], seen['read'], seen['unwrap']) == \
+        (b'\x16', 'ok', True, b'', 'ok')
+    assert fake.txns == []
+
+
+class _TickDone(Exception):
+    pass
+
+
+def test_main_ticks_every_interval_whatever_the_tick_took(monkeypatch, capsys, etcd, patroni, leader_host):
+    """While the leader's host is silent a tick spends two connect timeouts probing it; the
+    loop then sleeps only what is left of --interval, so a tick starts every interval."""
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    local = patroni(503)
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        raise _TickDone()
+    monkeypatch.setattr(watch.time, 'sleep', sleep)
+    with pytest.raises(_TickDone):
+        run_main(monkeypatch, ['--etcd', fake.url, '--patroni', local.url, '--scope', SCOPE, '--interval', '2',
+                               '--release-after', str(RELEASE_AFTER), '--connect-timeout', str(CONNECT_TIMEOUT)])
+    assert capsys.readouterr() == ('', '')
+    assert len(slept) == 1
+    # the tick waited out two silent probes (2 x CONNECT_TIMEOUT) before it slept
+    assert 0.0 <= slept[0] <= 2 - 2 * CONNECT_TIMEOUT + 0.05
 
 
 def test_main_once_on_the_leader_checks_the_etcd_leadership(monkeypatch, capsys, etcd, patroni):
