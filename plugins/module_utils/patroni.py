@@ -204,16 +204,22 @@ class PatroniClient(object):
             kind = 'http'
         return PatroniError(msg, status=status, url=url, body=body, kind=kind)
 
-    def request(self, method, path, data=None, member_url=None, expect_json=True, timeout=None):
+    def request(self, method, path, data=None, member_url=None, expect_json=True, timeout=None, prefer_url=None):
         """Send one request and return ``(status, decoded_body)``.
 
         ``timeout`` (seconds) overrides the client's general timeout for this request.
 
         With ``member_url`` only that member is asked (used for member specific actions such as
-        ``POST /restart``); otherwise the members of ``api_url`` are tried in order.
+        ``POST /restart``); otherwise the members of ``api_url`` are tried in order, after
+        ``prefer_url`` when given (the member that has to act on the request).
         """
         method = method.upper()
-        urls = [base_url(member_url)] if member_url else self.api_urls
+        if member_url:
+            urls = [base_url(member_url)]
+        elif prefer_url:
+            urls = [base_url(prefer_url)] + [u for u in self.api_urls if u != base_url(prefer_url)]
+        else:
+            urls = self.api_urls
         errors = []
         for url in urls:
             full = url + path
@@ -259,18 +265,25 @@ class PatroniClient(object):
     def member_status(self, member_api_url):
         return self.get('/patroni', member_url=member_api_url)
 
-    def switchover(self, leader, candidate=None, scheduled_at=None, timeout=None):
+    def switchover(self, leader, candidate=None, scheduled_at=None, timeout=None, leader_url=None):
         """POST /switchover. Patroni answers an immediate switchover only after the leader has
-        demoted (and the candidate was promoted), so callers pass a ``timeout`` that allows for it."""
+        demoted (and the candidate was promoted), so callers pass a ``timeout`` that allows for it.
+
+        Sent to ``leader_url`` first (the leader's api_url from GET /cluster): another member only
+        writes the request to the DCS and wakes its own HA loop, and the leader, which does not
+        watch the DCS, acts on it at its next cycle, up to loop_wait seconds later."""
         body = {'leader': leader}
         if candidate:
             body['candidate'] = candidate
         if scheduled_at:
             body['scheduled_at'] = scheduled_at
-        return self.request('POST', '/switchover', data=body, expect_json=False, timeout=timeout)
+        return self.request('POST', '/switchover', data=body, expect_json=False, timeout=timeout, prefer_url=leader_url)
 
-    def failover(self, candidate, timeout=None):
-        return self.request('POST', '/failover', data={'candidate': candidate}, expect_json=False, timeout=timeout)
+    def failover(self, candidate, timeout=None, acting_url=None):
+        """POST /failover, first to ``acting_url``: the member whose HA loop carries it out (the
+        running leader, else the candidate), for the reason given in switchover()."""
+        return self.request('POST', '/failover', data={'candidate': candidate}, expect_json=False, timeout=timeout,
+                            prefer_url=acting_url)
 
     def restart(self, member_api_url, restart_pending=False, timeout=None):
         """POST /restart on one member; Patroni answers once PostgreSQL is up again, so callers pass

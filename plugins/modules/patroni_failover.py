@@ -170,7 +170,9 @@ def main():
     start = time.monotonic()
     try:
         # Patroni answers POST /failover only after the promotion: allow up to wait_timeout.
-        status, reply = client.failover(candidate, timeout=max(p['timeout'], p['wait_timeout']))
+        acting = state.leader if old_leader_up else next((m for m in state.members if m['name'] == candidate), {})
+        status, reply = client.failover(candidate, timeout=max(p['timeout'], p['wait_timeout']),
+                                        acting_url=acting.get('api_url'))
     except PatroniError as e:
         msg = 'failover to %s failed: %s' % (candidate, e)
         if e.kind == 'timeout':

@@ -222,7 +222,8 @@ def main():
         # Patroni answers POST /switchover only after the old leader has demoted: the general
         # timeout (meant for quick GETs) is too short for that, so allow up to wait_timeout.
         status, reply = client.switchover(leader, candidate, p['scheduled_at'],
-                                          timeout=None if p['scheduled_at'] else max(p['timeout'], p['wait_timeout']))
+                                          timeout=None if p['scheduled_at'] else max(p['timeout'], p['wait_timeout']),
+                                          leader_url=state.leader.get('api_url'))
     except PatroniError as e:
         # the request may have been processed (timeout); report what the cluster says now
         msg = 'switchover from %s to %s failed: %s' % (leader, candidate, e)

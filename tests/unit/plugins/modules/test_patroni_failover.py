@@ -32,6 +32,20 @@ def test_failover_without_leader_and_dead_old_leader(fake):
     assert r['rc'] == 0 and r['new_leader'] == 'pg2', r
 
 
+def test_post_goes_to_the_member_that_acts(make_fake):
+    """With a running leader the POST goes to the leader first (it demotes itself), without one
+    to the candidate (it promotes itself), whatever the order of api_url."""
+    fake = make_fake(leader='pg2')
+    r = run_module(module, conn_args(fake, candidate='pg3', confirm=True, wait_timeout=10))
+    assert r['rc'] == 0 and r['new_leader'] == 'pg3', r
+    assert [q for q in fake.requests if q[1] == 'POST'] == [('pg2', 'POST', '/failover', {'candidate': 'pg3'})]
+    dead = make_fake()
+    dead.members['pg1'].state = 'stopped'
+    r = run_module(module, conn_args(dead, candidate='pg3', confirm=True, wait=False))
+    assert r['rc'] == 0 and r['new_leader'] == 'pg3', r
+    assert [q for q in dead.requests if q[1] == 'POST'] == [('pg3', 'POST', '/failover', {'candidate': 'pg3'})]
+
+
 def test_check_mode(fake):
     r = run_module(module, conn_args(fake, candidate='pg2', confirm=True), check_mode=True)
     assert r['rc'] == 0 and r['changed'] and [x for x in fake.requests if x[1] != 'GET'] == []

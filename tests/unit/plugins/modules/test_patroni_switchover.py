@@ -117,6 +117,16 @@ def test_old_leader_must_rejoin(make_fake):
     assert r['rc'] == 0 and r['new_leader'] == 'pg2' and r['timeline_after'] == 2
 
 
+def test_post_goes_to_the_leader_first(make_fake):
+    """Another member would only write the request to the DCS, and the leader would act on it at
+    its next HA cycle (up to loop_wait later): the POST goes to the leader's api_url first,
+    whatever the order of api_url."""
+    fake = make_fake(leader='pg2')
+    r = run_module(module, conn_args(fake, candidate='pg3', wait_timeout=10))
+    assert r['rc'] == 0 and (r['old_leader'], r['new_leader']) == ('pg2', 'pg3'), r
+    assert posts(fake) == [('pg2', 'POST', '/switchover', {'leader': 'pg2', 'candidate': 'pg3'})]
+
+
 def test_fallback_when_leader_api_down(fake):
     fake.stop_member('pg1')
     r = run_module(module, conn_args(fake, candidate='pg2', wait=False))
