@@ -211,12 +211,12 @@ class PatroniClient(object):
 
         With ``member_url`` only that member is asked (used for member specific actions such as
         ``POST /restart``); otherwise the members of ``api_url`` are tried in order, after
-        ``prefer_url`` when given (the member that has to act on the request).
+        ``prefer_url`` when given (the member that has to act on the request) and reachable.
         """
         method = method.upper()
         if member_url:
             urls = [base_url(member_url)]
-        elif prefer_url:
+        elif prefer_url and self._may_prefer(base_url(prefer_url)):
             urls = [base_url(prefer_url)] + [u for u in self.api_urls if u != base_url(prefer_url)]
         else:
             urls = self.api_urls
@@ -239,6 +239,19 @@ class PatroniClient(object):
         raise PatroniError('no Patroni member answered %s %s; tried %d URL(s): %s'
                            % (method, path, len(errors), '; '.join(str(e) for e in errors)),
                            status=last.status, url=last.url, kind=last.kind)
+
+    def _may_prefer(self, url):
+        """Whether a request may go to ``url`` first: yes when ``api_url`` lists it, else only when
+        it answers GET /liveness within the general timeout. A member's advertised api_url may be
+        an address this controller cannot reach (another network, NAT), and a POST sent there
+        would hang for its long timeout and is not retried elsewhere (it may have been processed)."""
+        if url in self.api_urls:
+            return True
+        try:
+            self._once('GET', url + '/liveness', None, False)
+        except PatroniError as e:
+            return e.status is not None  # any HTTP answer: the member is reachable
+        return True
 
     def get(self, path, member_url=None):
         return self.request('GET', path, member_url=member_url)[1]

@@ -11,6 +11,9 @@ description:
   - Promotes O(candidate) with C(POST /failover), also when the cluster has no healthy leader.
   - A failover can lose transactions that did not reach the candidate, so it needs O(confirm=true);
     without it the module fails and sends nothing. Prefer M(pgha.cluster.patroni_switchover) when the leader is healthy.
+  - C(POST /failover) goes first to the C(api_url) from C(GET /cluster) of the member that carries it out (the
+    running leader, else O(candidate)), when O(api_url) lists it or it answers C(GET /liveness) within O(timeout);
+    then to the members of O(api_url) in order.
   - The outcome is verified from the cluster state (C(GET /cluster) again), never from the HTTP status alone.
   - Idempotent - when O(candidate) already is the leader nothing is done.
 options:

@@ -12,6 +12,9 @@ description:
   - The current leader is detected from C(GET /cluster); the request always names it (Patroni 4 requires it).
   - Without O(candidate) the best replica is chosen - running or streaming, without the C(nofailover) tag,
     lag at most O(max_lag_bytes), least lag first; in synchronous mode only a sync standby.
+  - C(POST /switchover) goes to the leader's own C(api_url) from C(GET /cluster) first, when O(api_url) lists it
+    or it answers C(GET /liveness) within O(timeout); then to the members of O(api_url) in order. Another member
+    only stores the request, and the leader acts on it at its next HA cycle, up to C(loop_wait) seconds later.
   - The outcome is verified from the cluster state (C(GET /cluster) again), never from the HTTP status alone.
   - Idempotent - when O(candidate) already is the leader nothing is done.
 options:

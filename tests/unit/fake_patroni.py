@@ -47,6 +47,8 @@ class Member(object):
         self.start_time = '2026-11-23 04:00:00.000+00:00'
         self.server = None
         self.port = None
+        # api_url advertised in GET /cluster when it differs from the one the tests connect to
+        self.advertised_url = None
         # faults: 'hang' (seconds), 'badjson' (bool), 'status' (int, for GET requests)
         self.faults = {}
 
@@ -156,7 +158,7 @@ class FakePatroni(object):
             for name in self.order:
                 m = self.members[name]
                 entry = {'name': m.name, 'role': self.role_in_cluster(m), 'state': m.state,
-                         'api_url': self.url(name) + '/patroni', 'host': '10.0.0.%d' % (self.order.index(name) + 1),
+                         'api_url': (m.advertised_url or self.url(name)) + '/patroni', 'host': '10.0.0.%d' % (self.order.index(name) + 1),
                          'port': 5432, 'timeline': m.timeline}
                 if m.name != self.leader:
                     entry['lag'] = m.lag
@@ -331,6 +333,9 @@ class PatroniHandler(BaseHTTPRequestHandler):
     # -- endpoints ---------------------------------------------------------------------------
     def h_GET_cluster(self):
         self._send(200, self.cluster.cluster_json())
+
+    def h_GET_liveness(self):
+        self._text(200, '')
 
     def h_GET_patroni(self):
         self._send(200, self.cluster.patroni_json(self.member))

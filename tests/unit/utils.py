@@ -11,6 +11,7 @@ import io
 import ipaddress
 import json
 import os
+import socket
 
 import pytest
 
@@ -47,6 +48,19 @@ def run_module(module, args, check_mode=False, diff=False):
         raise AssertionError('module printed no JSON: %r' % text)
     result['rc'] = exc.value.code
     return result
+
+
+@contextlib.contextmanager
+def silent_listener():
+    """The URL of a port on 127.0.0.1 that accepts TCP connections (the kernel's queue) but never
+    answers: a request there waits for its timeout."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind(('127.0.0.1', 0))
+        sock.listen(16)
+        yield 'http://127.0.0.1:%d' % sock.getsockname()[1]
+    finally:
+        sock.close()
 
 
 def conn_args(fake, **extra):

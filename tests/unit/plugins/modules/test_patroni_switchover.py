@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
 from ansible_collections.pgha.cluster.plugins.modules import patroni_switchover as module
-from ansible_collections.pgha.cluster.tests.unit.utils import conn_args, run_module
+from ansible_collections.pgha.cluster.tests.unit.utils import conn_args, run_module, silent_listener
 
 
 def posts(fake):
@@ -124,6 +124,29 @@ def test_post_goes_to_the_leader_first(make_fake):
     fake = make_fake(leader='pg2')
     r = run_module(module, conn_args(fake, candidate='pg3', wait_timeout=10))
     assert r['rc'] == 0 and (r['old_leader'], r['new_leader']) == ('pg2', 'pg3'), r
+    assert posts(fake) == [('pg2', 'POST', '/switchover', {'leader': 'pg2', 'candidate': 'pg3'})]
+
+
+def test_unreachable_advertised_leader_url_is_not_used(make_fake):
+    """The leader's advertised api_url may be an address the controller cannot reach: when it is
+    not in api_url and does not answer GET /liveness, the POST goes to api_url's members in order
+    instead of hanging there for wait_timeout (a POST that timed out is never retried)."""
+    fake = make_fake(leader='pg2')
+    with silent_listener() as silent_url:
+        fake.members['pg2'].advertised_url = silent_url
+        r = run_module(module, conn_args(fake, candidate='pg3', timeout=1, wait_timeout=8))
+    assert r['rc'] == 0 and (r['old_leader'], r['new_leader']) == ('pg2', 'pg3'), r
+    assert posts(fake) == [('pg1', 'POST', '/switchover', {'leader': 'pg2', 'candidate': 'pg3'})]
+
+
+def test_reachable_advertised_leader_url_is_used(make_fake):
+    """An advertised api_url that api_url does not list (another name for the same member) is used
+    once it answers GET /liveness."""
+    fake = make_fake(leader='pg2')
+    fake.members['pg2'].advertised_url = fake.url('pg2').replace('127.0.0.1', 'localhost')
+    r = run_module(module, conn_args(fake, candidate='pg3', wait_timeout=10))
+    assert r['rc'] == 0 and r['new_leader'] == 'pg3', r
+    assert ('pg2', 'GET', '/liveness', None) in fake.requests
     assert posts(fake) == [('pg2', 'POST', '/switchover', {'leader': 'pg2', 'candidate': 'pg3'})]
 
 
