@@ -3,10 +3,13 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """`make bench`: measured write outages of the lab cluster under faults, per timing profile.
 
-For each trial (--trials N rounds; in each round every profile in turn, so profiles alternate)
-the profile is applied (--apply-cmd), then for each case (crash, graceful, switchover) the write
-probe (bench/probe.py) writes every 50 ms through PgBouncer (lb1:6432, db app) while the fault
-happens, until the old leader is back as a streaming replica. Per trial: longest write gap,
+For each trial (--trials N rounds; in each round every variant in turn, so variants alternate)
+the variant (timing profile and synchronous_mode) is applied (--apply-cmd), then for each case
+(crash, graceful, switchover; cut-replica: the link between the leader and a replica that
+confirms commits cut both ways for --cut-hold s; freeze-short / freeze-long: the leader's
+container frozen with docker pause for ttl/2 or ttl + 10 s) the write probe (bench/probe.py)
+writes every 50 ms through PgBouncer (lb1:6432, db app) while the fault happens, until the old
+leader (or the cut replica) is back as a streaming replica. Per trial: longest write gap,
 failed attempts, acknowledged and lost (verify) writes. Also pgbench through PgBouncer vs
 directly to PostgreSQL with -C, and optionally the cold/warm site.yml converge times.
 
@@ -35,8 +38,16 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import probe  # noqa: E402
 
-CASES = ('crash', 'graceful', 'switchover')
-DEFAULT_APPLY = 'ansible-playbook -i {inventory} site.yml -e pgha_timing_profile={profile}'
+CASES = ('crash', 'graceful', 'switchover', 'cut-replica', 'freeze-short', 'freeze-long')
+# Faults after which the leader must still lead (it kept its majority); the others expect a new one.
+NO_FAILOVER_CASES = ('cut-replica', 'freeze-short')
+# --short (the Molecule stage that keeps the bench from rotting): every code path but the long freeze.
+SHORT_CASES = ('crash', 'graceful', 'switchover', 'cut-replica', 'freeze-short')
+# A variant is PROFILE or PROFILE/MODE: the timing profile and Patroni's synchronous_mode
+# (quorum by default), e.g. fast/quorum,fast/on.
+DEFAULT_MODE = 'quorum'
+DEFAULT_APPLY = ('ansible-playbook -i {inventory} site.yml -e pgha_timing_profile={profile} '
+                 '-e patroni_synchronous_mode={mode}')
 PLAYBOOK_SWITCHOVER = 'ansible-playbook -i {inventory} playbooks/switchover.yml -e pgha_switchover_candidate={candidate}'
 REPLICA_ROLES = ('replica', 'sync_standby', 'quorum_standby')
 REPLICA_STATES = ('running', 'streaming')  # Patroni 3.0.2 says running, 4.x streaming
@@ -358,7 +369,8 @@ class Bench:
     def apply_profile(self, profile, idx):
         if self.args.no_apply:
             return None
-        cmd = shlex.split(fill(self.args.apply_cmd, profile=profile, lab=self.args.lab_name,
+        timing, mode = split_variant(profile)
+        cmd = shlex.split(fill(self.args.apply_cmd, profile=timing, mode=mode, lab=self.args.lab_name,
                                inventory=self.inventory))
         out = os.path.join(self.workdir, 'apply-%s-%d.log' % (profile, idx))
         log('applying profile %s: %s' % (profile, ' '.join(cmd)))
@@ -388,11 +400,69 @@ class Bench:
             return m if m and self.lab.is_streaming_replica(m) and self.lab.healthy(cl) else None
         return pred
 
+    def cut(self, a_host, b_host):
+        """Drop every packet between two lab hosts, both ways (iptables, the host's DOCKER-USER
+        chain); returns the heal function, also registered as a restore."""
+        ips = (self.lab.ips[a_host], self.lab.ips[b_host])
+        rules = [['-s', ips[0], '-d', ips[1]], ['-s', ips[1], '-d', ips[0]]]
+        tag = ['-m', 'comment', '--comment', 'pgha-bench-%s' % self.args.lab_name, '-j', 'DROP']
+
+        def heal():
+            for r in rules:
+                sh(['iptables', '-D', 'DOCKER-USER'] + r + tag, timeout=10, check=False)
+        desc = 'heal the cut %s-%s' % (a_host, b_host)
+        self.push_restore(desc, heal)
+        for r in rules:
+            sh(['iptables', '-I', 'DOCKER-USER'] + r + tag, timeout=10)
+        return desc, heal
+
+    def ttl(self):
+        return int((self.lab.config() or {}).get('ttl') or 30)
+
     def fault(self, case, leader, cl, ts):
         """Do the fault of case on leader; fill ts with timestamps; bounded."""
         host = leader['lab_host']
         cont = self.lab.container(host)
         a = self.args
+        if case == 'cut-replica':
+            # One link: the leader and a replica that confirms commits (the synchronous standby
+            # with synchronous_mode on, a quorum member with quorum) cannot reach each other.
+            other = self.candidate(self.sync_settled_cluster(), leader)
+            ts['cut_member'] = other['name']
+            desc, heal = self.cut(host, other['lab_host'])
+            ts['fault_done'] = time.time()
+            time.sleep(a.cut_hold)
+            heal()
+            self.pop_restore(desc)
+            ts['recover_start'] = time.time()
+            new = self.lab.wait('a leader', lambda c: next(iter(self.lab.leaders(c)), None), a.failover_timeout)[0]
+            ts['new_leader'] = time.time()
+            self.wait_writes(ts)
+            ts['new_leader_name'] = new['name']
+            self.lab.wait('%s back as a streaming replica' % other['name'], self.rejoined(other), a.rejoin_timeout)
+            ts['rejoined'] = time.time()
+            return
+        if case in ('freeze-short', 'freeze-long'):
+            # docker pause: every process of the leader's host frozen (a stalled VM), for half of
+            # ttl or for ttl + 10 s; its key lives out ttl, the kernel still answers TCP handshakes.
+            hold = self.ttl() // 2 if case == 'freeze-short' else self.ttl() + 10
+            ts['hold'] = hold
+            desc = 'docker unpause %s' % cont
+            self.push_restore(desc, lambda: self.lab.docker('unpause', cont, timeout=30, check=False))
+            self.lab.docker('pause', cont, timeout=30)
+            ts['fault_done'] = time.time()
+            time.sleep(hold)
+            self.lab.docker('unpause', cont, timeout=30)
+            self.pop_restore(desc)
+            ts['recover_start'] = time.time()
+            new = self.lab.wait('a leader', lambda c: next(iter(self.lab.leaders(c)), None), a.failover_timeout)[0]
+            ts['new_leader'] = time.time()
+            self.wait_writes(ts)
+            ts['new_leader_name'] = new['name']
+            self.lab.wait('%s back as a streaming replica or leader' % leader['name'],
+                          lambda c: c if self.lab.healthy(c) else None, a.rejoin_timeout)
+            ts['rejoined'] = time.time()
+            return
         if case == 'crash':
             desc = 'docker start %s' % cont
             self.push_restore(desc, lambda: self.lab.docker('start', cont, timeout=60))
@@ -525,6 +595,12 @@ class Bench:
                 self.probe.stop()
             self.run_restores()
         rec['new_leader'] = ts.pop('new_leader_name', None)
+        rec['cut_member'] = ts.pop('cut_member', None)
+        rec['hold_s'] = ts.pop('hold', None)
+        rec['failover'] = None if rec['new_leader'] is None else rec['new_leader'] != rec.get('old_leader')
+        if case in NO_FAILOVER_CASES and rec['failover']:
+            rec['error'] = (rec['error'] or '') + ' unexpected failover: %s -> %s' % (rec.get('old_leader'),
+                                                                                      rec['new_leader'])
         rec['timestamps'] = ts
         recs = probe.read_jsonl(logfile)
         rep = probe.analyze(recs, probe.read_jsonl(events))
@@ -656,6 +732,7 @@ echo "$pb"
                     'failed_max': max([t['failed'] for t in ts]) if ts else None,
                     'stall_max': max([t['longest_attempt'] or 0 for t in ts]) if ts else None,
                     'lost_total': sum(t.get('lost') or 0 for t in ts),
+                    'failovers': sum(1 for t in ts if t.get('failover')),
                 }
                 # The faulted host also led etcd: an etcd election and a full lease renewal come first.
                 co = [t['longest_gap'] for t in ts if t['longest_gap'] is not None and not t['error']
@@ -665,26 +742,27 @@ echo "$pb"
                     out[case][prof]['n_etcd_leader_faulted'] = len(co)
             # The ratio compares the first profile (the collection's default) with `reference`.
             first = self.args.profiles[0]
-            if first != 'reference' and first in out[case] and 'reference' in out[case]:
-                d, r = out[case][first]['gap_median'], out[case]['reference']['gap_median']
+            ref = next((p for p in self.args.profiles if split_variant(p)[0] == 'reference'), None)
+            if ref and first != ref and first in out[case]:
+                d, r = out[case][first]['gap_median'], out[case][ref]['gap_median']
                 out[case]['ratio_default_to_reference'] = round(d / r, 3) if d is not None and r else None
         self.results['summary'] = out
         return out
 
     def table(self):
         s = self.summary()
-        head = '%-11s %-10s %3s %8s %8s %8s %8s %8s %8s %8s %6s %4s' % (
+        head = '%-12s %-12s %3s %8s %8s %8s %8s %8s %8s %8s %6s %4s %4s' % (
             'case', 'profile', 'n', 'gap_min', 'gap_med', 'gap_p95', 'gap_max', 'fail_med', 'fail_max', 'stall',
-            'lost', 'err')
+            'lost', 'err', 'fo')
         lines = [head, '-' * len(head)]
         for case, profs in s.items():
             for prof, v in profs.items():
                 if prof == 'ratio_default_to_reference':
                     continue
-                lines.append('%-11s %-10s %3d %8s %8s %8s %8s %8s %8s %8s %6d %4d' % (
+                lines.append('%-12s %-12s %3d %8s %8s %8s %8s %8s %8s %8s %6d %4d %4d' % (
                     case, prof, v['n'], _r(v['gap_min']), _r(v['gap_median']), _r(v['gap_p95']), _r(v['gap_max']),
                     _r(v['failed_median'], 1), _r(v['failed_max'], 0), _r(v['stall_max']), v['lost_total'],
-                    v['errors']))
+                    v['errors'], v['failovers']))
                 if v.get('n_etcd_leader_faulted'):
                     lines.append('%-11s %-10s %3d of them with the etcd leader on the faulted host: median gap %s' % (
                         '', '', v['n_etcd_leader_faulted'], _r(v['gap_median_etcd_leader_faulted'])))
@@ -692,7 +770,8 @@ echo "$pb"
                 lines.append('%-11s %-10s ratio default / reference (median gap): %.2f' % (
                     case, '', profs['ratio_default_to_reference']))
         lines.append('gap: longest time between two acknowledged writes through PgBouncer (s); fail: failed '
-                     'attempts per trial; stall: longest single attempt (s); lost: acknowledged writes missing')
+                     'attempts per trial; stall: longest single attempt (s); lost: acknowledged writes missing; '
+                     'fo: trials in which another member took over')
         pb = self.results.get('pgbench')
         if pb and pb.get('pgbouncer') and pb.get('direct'):
             lines.append('pgbench -C %s: pgbouncer %s tps, direct %s tps, ratio %s' % (
@@ -787,6 +866,12 @@ echo "$pb"
         return 0
 
 
+def split_variant(variant):
+    """'fast/on' -> ('fast', 'on'); 'fast' -> ('fast', DEFAULT_MODE)."""
+    timing, _, mode = variant.partition('/')
+    return timing, mode or DEFAULT_MODE
+
+
 def _r(v, nd=2):
     return '-' if v is None else ('%.*f' % (nd, v))
 
@@ -811,13 +896,17 @@ def parse_args(argv=None):
     p.add_argument('--lab-name', default=os.environ.get('LAB_NAME') or 'pgha-lab')
     p.add_argument('--inventory', default='inventories/lab')
     p.add_argument('--trials', type=int, default=5, help='rounds; each round runs every profile')
-    p.add_argument('--profiles', default='fast,reference', help='comma separated, alternated per round')
-    p.add_argument('--cases', default=','.join(CASES))
+    p.add_argument('--profiles', default='fast/quorum,fast/on,reference',
+                   help='comma separated variants PROFILE[/MODE] (timing profile, synchronous_mode: quorum by '
+                        'default), alternated per round; e.g. fast/quorum,fast/on')
+    p.add_argument('--cases', default=None, help='comma separated, of %s (default: all; with --short: %s)'
+                   % (','.join(CASES), ','.join(SHORT_CASES)))
     p.add_argument('--short', action='store_true',
                    help='one trial per case, first profile only, no profile apply unless --apply, short pgbench')
     p.add_argument('--apply', action='store_true', help='with --short: apply the profile anyway')
     p.add_argument('--no-apply', action='store_true', help='do not apply profiles (measure the cluster as it is)')
-    p.add_argument('--apply-cmd', default=DEFAULT_APPLY, help='placeholders {profile} {lab} {inventory}')
+    p.add_argument('--apply-cmd', default=DEFAULT_APPLY, help='placeholders {profile} {mode} {lab} {inventory}')
+    p.add_argument('--cut-hold', type=float, default=20.0, help='seconds a cut-replica link stays cut')
     p.add_argument('--apply-timeout', type=int, default=900)
     p.add_argument('--switchover-cmd', default='auto',
                    help="'auto' (the collection's playbooks/switchover.yml when it exists, else 'rest'), "
@@ -851,7 +940,7 @@ def parse_args(argv=None):
     p.add_argument('--plot-window', type=float, default=75.0, help='seconds after the fault in the PNG')
     a = p.parse_args(argv)
     a.profiles = [x for x in a.profiles.split(',') if x]
-    a.cases = [x for x in a.cases.split(',') if x]
+    a.cases = [x for x in (a.cases or ','.join(SHORT_CASES if a.short else CASES)).split(',') if x]
     bad = [c for c in a.cases if c not in CASES]
     if bad:
         p.error('unknown case(s) %s' % bad)
@@ -867,6 +956,7 @@ def parse_args(argv=None):
         a.pre = min(a.pre, 2.0)
         a.post = min(a.post, 1.0)
         a.max_time = min(a.max_time, 600)
+        a.cut_hold = min(a.cut_hold, 5.0)
     return a
 
 

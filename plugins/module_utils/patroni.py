@@ -34,6 +34,9 @@ POLL_INTERVAL = 1.0
 
 LEADER_ROLES = ('leader', 'master', 'primary', 'standby_leader')
 REPLICA_ROLES = ('replica', 'sync_standby', 'quorum_standby')
+# Members taking part in synchronous replication: one named standby (synchronous_mode on) or the
+# members of the quorum (synchronous_mode quorum, Patroni >= 4.0).
+SYNC_ROLES = ('sync_standby', 'quorum_standby')
 UP_STATES = ('running', 'streaming')
 
 
@@ -418,7 +421,7 @@ class ClusterState(object):
 
     @property
     def synchronous(self):
-        return any(m['role'] == 'sync_standby' for m in self.members)
+        return any(m['role'] in SYNC_ROLES for m in self.members)
 
     def health(self, max_lag_bytes):
         return compute_health(self, max_lag_bytes)
@@ -426,7 +429,7 @@ class ClusterState(object):
     def replication(self):
         """Short per-replica replication summary."""
         return [dict(name=m['name'], state=m['state'], lag=m['lag'], timeline=m['timeline'],
-                     sync=(m['role'] == 'sync_standby'))
+                     sync=(m['role'] in SYNC_ROLES))
                 for m in self.replicas]
 
 
@@ -493,8 +496,9 @@ def candidate_problems(state, name, max_lag_bytes, synchronous=None):
         problems.append('candidate %s has unknown lag (%r)' % (name, m['lag_raw']))
     elif max_lag_bytes is not None and m['lag'] > max_lag_bytes:
         problems.append('candidate %s lags %d bytes, more than max_lag_bytes=%d' % (name, m['lag'], max_lag_bytes))
-    if synchronous and m['role'] != 'sync_standby':
-        problems.append('synchronous mode is on and candidate %s is not a sync_standby' % name)
+    if synchronous and m['role'] not in SYNC_ROLES:
+        problems.append('synchronous mode is on and candidate %s is neither a sync_standby nor a quorum_standby'
+                        % name)
     return problems
 
 

@@ -39,7 +39,7 @@ def test_auto_candidate_sync_mode(make_fake):
     r = run_module(module, conn_args(fake))
     assert r['rc'] == 0 and r['new_leader'] == 'pg2', r
     r = run_module(module, conn_args(fake, candidate='pg3'))
-    assert r['failed'] and 'not a sync_standby' in r['msg']
+    assert r['failed'] and 'neither a sync_standby nor a quorum_standby' in r['msg']
 
 
 def test_check_mode_sends_nothing(fake):
