@@ -216,6 +216,22 @@ def test_choose_candidate_sync_only(make_fake):
     assert pu.choose_candidate(state, 1000)[0] == 'pg2'
 
 
+def test_quorum_members_may_take_over():
+    # synchronous_mode quorum (Patroni >= 4.0): every member of the quorum is a quorum_standby and
+    # may be promoted; a replica outside it (nosync tag) may not.
+    state = pu.ClusterState({'members': [
+        {'name': 'pg1', 'role': 'leader', 'state': 'running', 'timeline': 3},
+        {'name': 'pg2', 'role': 'quorum_standby', 'state': 'streaming', 'lag': 30, 'timeline': 3},
+        {'name': 'pg3', 'role': 'quorum_standby', 'state': 'streaming', 'lag': 10, 'timeline': 3},
+        {'name': 'pg4', 'role': 'replica', 'state': 'streaming', 'lag': 0, 'timeline': 3}]})
+    assert state.synchronous
+    assert [r['sync'] for r in state.replication()] == [True, True, False]
+    assert pu.candidate_problems(state, 'pg2', 1000) == []
+    assert pu.choose_candidate(state, 1000)[0] == 'pg3'
+    problems = pu.candidate_problems(state, 'pg4', 1000)
+    assert problems == ['synchronous mode is on and candidate pg4 is neither a sync_standby nor a quorum_standby']
+
+
 def test_wait_for_times_out(fake):
     start = time.monotonic()
     done, state, detail, elapsed = pu.wait_for(client(fake), lambda s: (False, 'never'), timeout=0.3, interval=0.05)
