@@ -37,7 +37,9 @@ What each fault does (3 members, every one a watcher; "ttl" is Patroni's own exp
   leader host crash      both replicas see it silent and suspect it --release-after later; the
                          later suspicion completes the majority and its watcher deletes the key
                          in the same tick (the two watchers' ticks are out of phase by less than
-                         an interval: on average interval / 3 later than one watcher alone)
+                         an interval: on average interval / 3 later than one watcher alone; once
+                         a key was seen silent its two probes run together, which wins back one
+                         --connect-timeout, 0.5 s, on the tick that decides)
   leader fully cut off   the same; its PostgreSQL may take a commit, but the commit waits for
                          the synchronous standby, which is the member promoted: never
                          acknowledged; Patroni there demotes it after retry_timeout
@@ -79,6 +81,7 @@ import signal
 import socket
 import ssl
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -168,6 +171,25 @@ def move_etcd_leader_away(args):
     return None
 
 
+class Probe(threading.Thread):
+    """host_answers() in a thread (start()), or in this one (run()); answered() waits for it. A
+    probe that died of an unexpected error counts as an answer."""
+
+    def __init__(self, host, port, timeout, tls):
+        super().__init__(daemon=True)
+        self.target = (host, port, timeout, tls)
+        self.result = True
+
+    def run(self):
+        self.result = None
+        self.result = host_answers(*self.target)
+
+    def answered(self):
+        if self.ident is not None:
+            self.join()
+        return self.result is not False
+
+
 def prefix_end(prefix):
     """etcd's range_end for every key that starts with prefix (its last byte plus one)."""
     data = prefix.encode()
@@ -192,12 +214,13 @@ class DeadLeaderRelease:
         self.suspect = None  # (leader name, key revision)
         self.since = None
         self.lease = None    # the lease of this watcher's suspicion key, while it suspects
+        self.held = None     # that key, once written under that lease
         self.logged = None   # the suspecting watchers last logged
 
     def forget(self):
         """No suspicion: the clock stops and the suspicion key's lease, if any, is revoked (a
         revoke that fails leaves the lease to expire on its own)."""
-        self.suspect = self.since = self.logged = None
+        self.suspect = self.since = self.logged = self.held = None
         lease, self.lease = self.lease, None
         if lease is not None:
             try:
@@ -206,16 +229,20 @@ class DeadLeaderRelease:
                 pass
 
     def hold(self, key, value):
-        """Keep key in etcd under this watcher's lease: renew the lease, or grant a new one and
-        write the key when there is none or it expired (a late renewal after a stalled tick)."""
+        """Keep key in etcd under this watcher's lease: renew the lease, or grant a new one when
+        there is none or it expired (a late renewal after a stalled tick), and write the key
+        when it is not written under that lease yet (a failed write is tried again next tick)."""
         a = self.args
         if self.lease is not None:
             reply = post(a.etcd + '/v3/lease/keepalive', {'ID': self.lease}, a.timeout)
-            if int((reply.get('result') or {}).get('TTL') or 0) > 0:
+            if int((reply.get('result') or {}).get('TTL') or 0) <= 0:
+                self.lease = self.held = None  # expired with its key
+            elif self.held == key:
                 return
-            self.lease = None  # expired with its key
-        self.lease = post(a.etcd + '/v3/lease/grant', {'TTL': self.ttl}, a.timeout)['ID']
+        if self.lease is None:
+            self.lease = post(a.etcd + '/v3/lease/grant', {'TTL': self.ttl}, a.timeout)['ID']
         post(a.etcd + '/v3/kv/put', {'key': b64(key), 'value': b64(value), 'lease': self.lease}, a.timeout)
+        self.held = key
 
     def suspicions(self, prefix, others):
         """Names (among others) whose suspicion key under prefix exists now."""
@@ -231,15 +258,23 @@ class DeadLeaderRelease:
         if not member or name == a.name:
             return self.forget()
         api = urllib.parse.urlsplit(json.loads(member).get('api_url', ''))
-        # The REST port first: it answers on almost every tick, and then nothing more is read.
-        if not api.hostname or host_answers(api.hostname, api.port or 8008, a.connect_timeout,
-                                            tls=api.scheme == 'https'):
+        if not api.hostname:
             return self.forget()
+        rest = Probe(api.hostname, api.port or 8008, a.connect_timeout, tls=api.scheme == 'https')
+        # The REST port first: it answers on almost every tick, and then nothing more is read. Once
+        # this leader key was seen silent, the two probes run together: a silent tick then takes
+        # one --connect-timeout, not two, and the suspicion comes that much sooner.
+        if self.suspect == (name, revision):
+            rest.start()
+        else:
+            rest.run()
+            if rest.answered():
+                return self.forget()
         client_urls = [urllib.parse.urlsplit(url)
                        for m in post(a.etcd + '/v3/cluster/member/list', {}, a.timeout).get('members', [])
                        for url in m.get('clientURLs') or []]
         etcd_ports = [url.port or 2379 for url in client_urls if url.hostname == api.hostname]
-        if not etcd_ports or host_answers(api.hostname, etcd_ports[0], a.connect_timeout):
+        if not etcd_ports or host_answers(api.hostname, etcd_ports[0], a.connect_timeout) or rest.answered():
             return self.forget()
         config = get_key(a.etcd, self.prefix + 'config', a.timeout)[0]
         if config and json.loads(config).get('pause'):

@@ -2,7 +2,8 @@
 # Copyright (c) 2026, pgha.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """roles/patroni/files/pgha-leader-watch.py against real local servers: a fake etcd v3 JSON
-gateway and a fake Patroni REST API (http.server on 127.0.0.1), and a leader host on
+gateway (with leases that expire by time, prefix ranges and transactions of several compares)
+and a fake Patroni REST API (http.server on 127.0.0.1), and a leader host on
 127.0.0.0/8 whose ports answer (a listening socket), refuse (a bound socket that does not listen:
 the kernel resets the connection) or stay silent (see LeaderHost.silent), and a REST port
 served over TLS the way Patroni serves it (TLSPort), with a CA and certificates made here. Nothing
@@ -110,6 +111,7 @@ class FakeEtcd(object):
         self.member_id, self.leader_id = member_id, leader_id  # /v3/maintenance/status
         self.requests = []         # (path, body)
         self.before_txn = None     # called when a txn arrives, before its compare is evaluated
+        self.unavailable = []      # paths whose next request gets a 503 (once each)
         fake = self
 
         class Handler(_Handler):
@@ -119,7 +121,12 @@ class FakeEtcd(object):
                 with fake.lock:
                     fake.requests.append((self.path, body))
                     try:
+                        if self.path in fake.unavailable:
+                            fake.unavailable.remove(self.path)
+                            raise OSError('unavailable')
                         status, reply = 200, fake.handle(self.path, body)
+                    except OSError:
+                        status, reply = 503, {'error': 'etcdserver: request timed out', 'code': 14}
                     except LeaseNotFound:
                         status, reply = 404, {'error': 'etcdserver: requested lease not found', 'code': 5}
                     except (KeyError, ValueError) as exc:  # anything this fake does not emulate
@@ -1173,6 +1180,25 @@ def test_the_suspicion_is_revoked_as_soon_as_it_ends(etcd, leader_host, change):
     assert fake.txns == []
 
 
+def test_once_silent_the_two_probes_run_together(etcd, leader_host):
+    """The first silent tick probes the REST port, then the etcd port (two connect timeouts);
+    the next ones probe both at once (one): the suspicion, and the release, come that much
+    sooner after a crash."""
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    if leader_host.emulated:
+        pytest.skip('silence emulated: a probe does not wait out its timeout here')
+    release = watch.DeadLeaderRelease(args_for(fake, connect_timeout=0.4))
+    took = []
+    for t in (T0, T0 + 1, T0 + 2):
+        started = time.monotonic()
+        assert release.step(t) is None
+        took.append(time.monotonic() - started)
+    assert took[0] >= 0.8
+    assert 0.4 <= took[1] < 0.75 and 0.4 <= took[2] < 0.75
+    assert fake.txns == []
+
+
 def test_an_expired_lease_of_its_own_is_granted_again(etcd, leader_host):
     """A tick late by more than the TTL (a stalled VM, a slow etcd): its suspicion lapsed; the
     next tick grants a new lease and writes the key again."""
@@ -1186,6 +1212,24 @@ def test_an_expired_lease_of_its_own_is_granted_again(etcd, leader_host):
     assert fake.paths().count('/v3/lease/keepalive') == 1
     assert fake.paths().count('/v3/lease/grant') == 1
     assert release.lease != first
+    assert fake.suspicions() == {revision: ['pg2']}
+
+
+def test_a_suspicion_whose_write_failed_is_written_on_the_next_tick(etcd, leader_host):
+    """The lease was granted, the put of the key failed (a slow etcd): the tick fails, the next
+    one renews that lease and writes the key."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    fake.unavailable.append('/v3/kv/put')
+    with pytest.raises(OSError):
+        release.step(T0 + RELEASE_AFTER)
+    assert release.lease is not None and fake.suspicions() == {}
+    fake.requests[:] = []
+    assert 'waiting for a majority' in release.step(T0 + RELEASE_AFTER + 1)
+    assert [p for p in fake.paths() if p.startswith('/v3/lease/') or p == '/v3/kv/put'] == \
+        ['/v3/lease/keepalive', '/v3/kv/put']
     assert fake.suspicions() == {revision: ['pg2']}
 
 
