@@ -2,7 +2,8 @@
 # Copyright (c) 2026, pgha.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """roles/patroni/files/pgha-leader-watch.py against real local servers: a fake etcd v3 JSON
-gateway and a fake Patroni REST API (http.server on 127.0.0.1), and a leader host on
+gateway (with leases that expire by time, prefix ranges and transactions of several compares)
+and a fake Patroni REST API (http.server on 127.0.0.1), and a leader host on
 127.0.0.0/8 whose ports answer (a listening socket), refuse (a bound socket that does not listen:
 the kernel resets the connection) or stay silent (see LeaderHost.silent), and a REST port
 served over TLS the way Patroni serves it (TLSPort), with a CA and certificates made here. Nothing
@@ -35,6 +36,8 @@ LEADER_HOST = '127.0.0.77'   # the Patroni leader's host; the fake etcd (this ho
 CONNECT_TIMEOUT = 0.05       # --connect-timeout: a silent port costs this much per probe
 RELEASE_AFTER = 3.0          # --release-after (the fast profile's value)
 T0 = 1000.0                  # the first step's monotonic time
+SUSPECT_ROOT = '/pgha/pgha/suspect/'  # the watchers' suspicions: <root><leader key revision>/<name>
+WATCHERS = 'pg1,pg2,pg3'     # --watchers; the watcher under test is pg2 unless a test says otherwise
 
 
 def enc(text):
@@ -85,19 +88,30 @@ class _Handler(BaseHTTPRequestHandler):
 # ---------------------------------------------------------------------------------------------
 # a fake etcd v3 JSON gateway
 
+class LeaseNotFound(Exception):
+    """etcd's "requested lease not found" (gRPC NotFound: HTTP 404 from the gateway)."""
+
+
 class FakeEtcd(object):
     """The part of etcd's v3 JSON gateway the script uses. Keys and values are base64; int64s are
     strings; like the gateway (proto3 JSON), it leaves out empty and false fields: no "kvs" for
-    a missing key, no "succeeded" for a failed transaction. Every request is recorded."""
+    a missing key, no "succeeded" for a failed transaction, no "TTL" in the keepalive of a lease
+    that is gone. Leases expire by time (self.clock(), time.monotonic() moved on by advance()):
+    an expired lease is gone with every key attached to it, as on an etcd server. Every request
+    is recorded."""
 
     def __init__(self, member_id='101', leader_id='102'):
         self.lock = threading.RLock()
         self.revision = 1
-        self.kv = {}               # key -> {'value', 'create_revision', 'mod_revision', 'version'}
+        self.kv = {}               # key -> {'value', 'create_revision', 'mod_revision', 'version', 'lease'}
+        self.leases = {}           # lease ID (int) -> {'ttl', 'expires'}
+        self.next_lease = 7587862072907315000
+        self.skew = 0.0            # advance(): the fake's clock ahead of time.monotonic()
         self.members = []          # as /v3/cluster/member/list returns them
         self.member_id, self.leader_id = member_id, leader_id  # /v3/maintenance/status
         self.requests = []         # (path, body)
         self.before_txn = None     # called when a txn arrives, before its compare is evaluated
+        self.unavailable = []      # paths whose next request gets a 503 (once each)
         fake = self
 
         class Handler(_Handler):
@@ -107,7 +121,14 @@ class FakeEtcd(object):
                 with fake.lock:
                     fake.requests.append((self.path, body))
                     try:
+                        if self.path in fake.unavailable:
+                            fake.unavailable.remove(self.path)
+                            raise OSError('unavailable')
                         status, reply = 200, fake.handle(self.path, body)
+                    except OSError:
+                        status, reply = 503, {'error': 'etcdserver: request timed out', 'code': 14}
+                    except LeaseNotFound:
+                        status, reply = 404, {'error': 'etcdserver: requested lease not found', 'code': 5}
                     except (KeyError, ValueError) as exc:  # anything this fake does not emulate
                         status, reply = 400, {'error': 'unsupported: %r' % (exc,), 'code': 3}
                 self.reply(status, reply)
@@ -118,25 +139,71 @@ class FakeEtcd(object):
     def stop(self):
         _shutdown(self.server)
 
+    # -- time and leases -----------------------------------------------------------------------
+    def clock(self):
+        return time.monotonic() + self.skew
+
+    def advance(self, seconds):
+        with self.lock:
+            self.skew += seconds
+            self.expire()
+
+    def expire(self):
+        with self.lock:
+            now = self.clock()
+            for lease in [i for i, l in self.leases.items() if l['expires'] <= now]:
+                self.drop_lease(lease)
+
+    def drop_lease(self, lease):
+        del self.leases[lease]
+        for key in [k for k, kv in self.kv.items() if kv.get('lease') == lease]:
+            self.delete(key)
+
+    def grant(self, ttl):
+        with self.lock:
+            self.next_lease += 1
+            self.leases[self.next_lease] = {'ttl': int(ttl), 'expires': self.clock() + int(ttl)}
+            return self.next_lease
+
     # -- the store -----------------------------------------------------------------------------
-    def put(self, key, value):
+    def put(self, key, value, lease=0):
         """Set a key (a dict or list is stored as JSON); returns its new mod_revision."""
         if not isinstance(value, str):
             value = json.dumps(value)
         with self.lock:
+            self.expire()
+            if lease and int(lease) not in self.leases:
+                raise LeaseNotFound(lease)
             self.revision += 1
             old = self.kv.get(key)
-            self.kv[key] = {'value': value, 'mod_revision': self.revision,
+            self.kv[key] = {'value': value, 'mod_revision': self.revision, 'lease': int(lease or 0),
                             'create_revision': old['create_revision'] if old else self.revision,
                             'version': old['version'] + 1 if old else 1}
             return self.revision
 
-    def delete(self, key):
+    def suspect(self, revision, name, ttl=60):
+        """Another watcher's suspicion of the leader key at revision: its key, under a lease."""
+        return self.put('%s%s/%s' % (SUSPECT_ROOT, revision, name), {'leader': 'pg1'}, lease=self.grant(ttl))
+
+    def delete(self, key, range_end=None):
+        """Delete key, or every key in [key, range_end); returns how many (one revision for all)."""
         with self.lock:
-            if self.kv.pop(key, None) is None:
-                return 0
-            self.revision += 1
-            return 1
+            keys = [k for k in self.kv if k == key or (range_end is not None and key <= k < range_end)]
+            for k in keys:
+                del self.kv[k]
+            if keys:
+                self.revision += 1
+            return len(keys)
+
+    def suspicions(self):
+        """{revision: sorted names} of the suspicion keys present."""
+        self.expire()
+        found = {}
+        for key in self.kv:
+            if key.startswith(SUSPECT_ROOT):
+                revision, name = key[len(SUSPECT_ROOT):].split('/')
+                found.setdefault(int(revision), []).append(name)
+        return {r: sorted(names) for r, names in found.items()}
 
     def add_member(self, name, client_urls, member_id=None):
         m = {'ID': member_id or str(1000 + len(self.members)), 'peerURLs': ['http://192.0.2.1:2380']}
@@ -154,26 +221,28 @@ class FakeEtcd(object):
     def paths(self):
         return [request[0] for request in self.requests]
 
+    def writes(self):
+        """The requests that change something in etcd."""
+        return [(path, body) for path, body in self.requests
+                if path in ('/v3/kv/put', '/v3/kv/txn', '/v3/kv/deleterange') or path.startswith('/v3/lease/')]
+
     # -- the gateway ---------------------------------------------------------------------------
     def header(self):
         return {'cluster_id': '7', 'member_id': self.member_id, 'revision': str(self.revision), 'raft_term': '2'}
 
     def handle(self, path, body):
+        self.expire()
         if path == '/v3/kv/range':
-            if set(body) - {'key'}:  # range_end, serializable...: not what the script sends
+            return self.range(body)
+        if path == '/v3/kv/put':
+            if set(body) - {'key', 'value', 'lease'}:
                 raise ValueError(sorted(body))
-            key = dec(body['key'])
-            reply = {'header': self.header()}
-            if key in self.kv:
-                kv = self.kv[key]
-                reply['kvs'] = [{'key': body['key'], 'value': enc(kv['value']),
-                                 'create_revision': str(kv['create_revision']),
-                                 'mod_revision': str(kv['mod_revision']), 'version': str(kv['version'])}]
-                reply['count'] = '1'
-            return reply
+            self.put(dec(body['key']), dec(body.get('value', '')), body.get('lease', 0))
+            return {'header': self.header()}
         if path == '/v3/kv/txn':
             if self.before_txn:
                 self.before_txn()
+                self.expire()
             succeeded = all(self.holds(c) for c in body.get('compare', []))
             responses = [self.apply(op) for op in body.get('success' if succeeded else 'failure', [])]
             reply = {'header': self.header()}
@@ -182,6 +251,25 @@ class FakeEtcd(object):
             if responses:
                 reply['responses'] = responses
             return reply
+        if path == '/v3/lease/grant':
+            if set(body) != {'TTL'}:
+                raise ValueError(sorted(body))
+            lease = self.grant(body['TTL'])
+            return {'header': self.header(), 'ID': str(lease), 'TTL': str(self.leases[lease]['ttl'])}
+        if path == '/v3/lease/keepalive':
+            # a stream on etcd: the gateway answers one request with one {"result": ...}
+            lease = int(body['ID'])
+            result = {'header': self.header(), 'ID': str(lease)}
+            if lease in self.leases:
+                self.leases[lease]['expires'] = self.clock() + self.leases[lease]['ttl']
+                result['TTL'] = str(self.leases[lease]['ttl'])
+            return {'result': result}
+        if path == '/v3/lease/revoke':
+            lease = int(body['ID'])
+            if lease not in self.leases:
+                raise LeaseNotFound(lease)
+            self.drop_lease(lease)
+            return {'header': self.header()}
         if path == '/v3/cluster/member/list':
             return {'header': self.header(), 'members': self.members}
         if path == '/v3/maintenance/status':
@@ -190,18 +278,43 @@ class FakeEtcd(object):
             return {'header': self.header()}
         raise KeyError(path)
 
+    def range(self, body):
+        if set(body) - {'key', 'range_end', 'keys_only'}:  # serializable, limit...: not what the script sends
+            raise ValueError(sorted(body))
+        key = dec(body['key'])
+        end = dec(body['range_end']) if 'range_end' in body else None
+        keys = sorted(k for k in self.kv if k == key or (end is not None and key <= k < end))
+        reply = {'header': self.header()}
+        if keys:
+            reply['kvs'] = []
+            for k in keys:
+                kv = self.kv[k]
+                item = {'key': enc(k), 'create_revision': str(kv['create_revision']),
+                        'mod_revision': str(kv['mod_revision']), 'version': str(kv['version'])}
+                if kv['lease']:
+                    item['lease'] = str(kv['lease'])
+                if not body.get('keys_only'):
+                    item['value'] = enc(kv['value'])
+                reply['kvs'].append(item)
+            reply['count'] = str(len(keys))
+        return reply
+
     def holds(self, cmp):
-        # only what the script needs: MOD EQUAL (proto3 defaults: target VERSION, result EQUAL)
-        if (cmp.get('target', 'VERSION'), cmp.get('result', 'EQUAL')) != ('MOD', 'EQUAL'):
+        # MOD and VERSION, each EQUAL, GREATER, LESS or NOT_EQUAL (proto3 defaults: VERSION, EQUAL)
+        target, result = cmp.get('target', 'VERSION'), cmp.get('result', 'EQUAL')
+        if target not in ('MOD', 'VERSION') or set(cmp) - {'key', 'target', 'result', 'mod_revision', 'version'}:
             raise ValueError(cmp)
         kv = self.kv.get(dec(cmp['key']))
-        return (kv['mod_revision'] if kv else 0) == int(cmp.get('mod_revision', 0))
+        field = 'mod_revision' if target == 'MOD' else 'version'
+        have, want = (kv[field] if kv else 0), int(cmp.get(field, 0))
+        return {'EQUAL': have == want, 'GREATER': have > want, 'LESS': have < want,
+                'NOT_EQUAL': have != want}[result]
 
     def apply(self, op):
         (kind, req), = op.items()
-        if kind != 'request_delete_range' or set(req) != {'key'}:
+        if kind != 'request_delete_range' or set(req) - {'key', 'range_end'}:
             raise ValueError(op)
-        deleted = self.delete(dec(req['key']))
+        deleted = self.delete(dec(req['key']), dec(req['range_end']) if 'range_end' in req else None)
         return {'response_delete_range': {'header': self.header(), 'deleted': str(deleted)}}
 
 
@@ -475,7 +588,8 @@ def patroni():
 def args_for(fake, **extra):
     """What main() parses, for DeadLeaderRelease and move_etcd_leader_away."""
     args = dict(etcd=fake.url, patroni='http://127.0.0.1:1', scope=SCOPE, namespace=NAMESPACE, interval=1.0,
-                timeout=2.0, connect_timeout=CONNECT_TIMEOUT, release_after=RELEASE_AFTER, once=True)
+                timeout=2.0, connect_timeout=CONNECT_TIMEOUT, release_after=RELEASE_AFTER, once=True,
+                name='pg2', watchers=WATCHERS)
     args.update(extra)
     return argparse.Namespace(**args)
 
@@ -500,14 +614,19 @@ def make_cluster(fake, rest_port, etcd_port, leader='pg1', host=LEADER_HOST, etc
     return fake.put(LEADER_KEY, leader)
 
 
-def assert_release_txn(txn, revision):
-    """One compare-and-delete of the leader key, at `revision`."""
-    assert len(txn['compare']) == 1
+def assert_release_txn(txn, revision, voters=('pg2', 'pg3')):
+    """One compare-and-delete of the leader key at `revision`, under the suspicions of `voters`
+    for that revision (each still there: version > 0); it deletes the key and those suspicions."""
     cmp = txn['compare'][0]
     assert dec(cmp['key']) == LEADER_KEY
     assert (cmp['target'], cmp['result']) == ('MOD', 'EQUAL')
     assert int(cmp['mod_revision']) == revision
-    assert txn['success'] == [{'request_delete_range': {'key': enc(LEADER_KEY)}}]  # that key, no range
+    assert [(dec(c['key']), c['target'], c['result'], int(c['version'])) for c in txn['compare'][1:]] == \
+        [('%s%d/%s' % (SUSPECT_ROOT, revision, v), 'VERSION', 'GREATER', 0) for v in voters]
+    prefix = '%s%d/' % (SUSPECT_ROOT, revision)
+    assert txn['success'] == [
+        {'request_delete_range': {'key': enc(LEADER_KEY)}},                   # that key, no range
+        {'request_delete_range': {'key': enc(prefix), 'range_end': enc(prefix[:-1] + '0')}}]  # '/' + 1
     assert not txn.get('failure')
 
 
@@ -516,10 +635,12 @@ def steps(release, times):
 
 
 def assert_released_on_a_fresh_clock(release, fake, revision):
-    """Long after earlier steps: the silence counts from the next step, then one release."""
+    """Long after earlier steps: the silence counts from the next step, then one release (pg3's
+    watcher suspects the same revision)."""
+    fake.suspect(revision, 'pg3')
     t1 = T0 + 20 * RELEASE_AFTER
     assert release.step(t1) is None
-    assert release.step(t1 + RELEASE_AFTER) is not None
+    assert 'deleted its leader key' in release.step(t1 + RELEASE_AFTER)
     assert len(fake.txns) == 1
     assert_release_txn(fake.txns[0], revision)
 
@@ -620,6 +741,7 @@ def test_host_answers_without_tls_is_a_plain_connect(monkeypatch, pki, tls_port)
 def test_silent_leader_host_is_released_after_release_after(etcd, leader_host):
     fake = etcd()
     revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(revision, 'pg3')                        # the other replica's watcher suspects it too
     release = watch.DeadLeaderRelease(args_for(fake))
     assert release.step(T0) is None                      # the first silent observation starts the clock
     assert release.step(T0 + RELEASE_AFTER - 0.1) is None
@@ -632,6 +754,9 @@ def test_silent_leader_host_is_released_after_release_after(etcd, leader_host):
     assert 'leader pg1 at %s' % LEADER_HOST in msg
     assert 'deleted its leader key (revision %d)' % revision in msg
     assert '%.1f s' % RELEASE_AFTER in msg
+    assert 'suspected by pg2, pg3 (2 of the 2 other watchers, 2 needed)' in msg
+    assert fake.suspicions() == {}                       # deleted with the key
+    assert len(fake.leases) == 1                         # its own lease revoked, pg3's left to pg3
     # the key is gone: nothing more to do
     assert release.step(T0 + 2 * RELEASE_AFTER) is None
     assert len(fake.txns) == 1
@@ -639,12 +764,13 @@ def test_silent_leader_host_is_released_after_release_after(etcd, leader_host):
 
 def test_release_reads_the_keys_of_its_namespace_and_scope(etcd, leader_host):
     fake = etcd()
-    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(make_cluster(fake, leader_host.silent(), leader_host.silent()), 'pg3')
     release = watch.DeadLeaderRelease(args_for(fake, namespace='service'))  # no slashes: same prefix
+    fake.requests[:] = []
     release.step(T0)
     ranged = [dec(body['key']) for path, body in fake.requests if path == '/v3/kv/range']
     assert ranged == [LEADER_KEY, PREFIX + 'members/pg1', PREFIX + 'config']
-    assert release.step(T0 + RELEASE_AFTER) is not None
+    assert 'deleted its leader key' in release.step(T0 + RELEASE_AFTER)
 
 
 def test_a_leader_answering_on_its_rest_port_costs_two_reads(etcd, leader_host):
@@ -696,6 +822,7 @@ def test_an_answer_restarts_the_clock(etcd, leader_host):
     fake = etcd()
     silent_rest = leader_host.silent()
     revision = make_cluster(fake, silent_rest, leader_host.silent())
+    fake.suspect(revision, 'pg3')
     release = watch.DeadLeaderRelease(args_for(fake))
     assert release.step(T0) is None
     # the REST API answers once (the member key changes, the leader key does not)
@@ -745,7 +872,7 @@ def test_paused_cluster_is_left_alone(etcd, leader_host):
 
 def test_a_pause_forgets_the_silence_seen_before(etcd, leader_host):
     fake = etcd()
-    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(make_cluster(fake, leader_host.silent(), leader_host.silent()), 'pg3')
     release = watch.DeadLeaderRelease(args_for(fake))
     assert release.step(T0) is None
     fake.put(PREFIX + 'config', {'pause': True})
@@ -788,6 +915,7 @@ def test_a_new_revision_of_the_key_restarts_the_clock(etcd, leader_host):
     release = watch.DeadLeaderRelease(args_for(fake))
     assert release.step(T0) is None
     revision = fake.put(LEADER_KEY, 'pg1')               # the same leader wrote its key again
+    fake.suspect(revision, 'pg3')
     assert release.step(T0 + RELEASE_AFTER) is None      # a new observation: the clock restarts
     assert fake.txns == []
     assert release.step(T0 + 2 * RELEASE_AFTER - 0.1) is None
@@ -806,32 +934,37 @@ def test_a_new_leader_restarts_the_clock(etcd, leader_host):
     fake.put(PREFIX + 'members/pg3', {'api_url': 'http://%s:%d/patroni' % (host3, leader_host.silent(host3))})
     fake.add_member('pg3', ['http://%s:%d' % (host3, leader_host.silent(host3))])
     revision = fake.put(LEADER_KEY, 'pg3')
+    fake.suspect(revision, 'pg1')                        # pg3 leads: pg1 and pg2 are the others
     assert release.step(T0 + RELEASE_AFTER) is None
     assert fake.txns == []
     msg = release.step(T0 + 2 * RELEASE_AFTER)
     assert 'leader pg3 at %s' % host3 in msg
-    assert_release_txn(fake.txns[0], revision)
+    assert_release_txn(fake.txns[0], revision, voters=('pg1', 'pg2'))
 
 
 def test_key_changed_before_the_delete_is_left_alone(etcd, leader_host):
     fake = etcd()
     first = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(first, 'pg3')
     release = watch.DeadLeaderRelease(args_for(fake))
     assert release.step(T0) is None
     # the key gets a new revision after the script's last read, before its txn is applied
     fake.before_txn = lambda: fake.put(LEADER_KEY, 'pg1')
     msg = release.step(T0 + RELEASE_AFTER)
-    assert msg == 'the leader key changed meanwhile: left it alone'
+    assert msg.endswith(': the leader key or a suspicion changed meanwhile: left it alone')
     assert len(fake.txns) == 1
     assert_release_txn(fake.txns[0], first)
-    assert (release.suspect, release.since) == (None, None)  # forgotten after any txn
     assert fake.kv[LEADER_KEY]['value'] == 'pg1'
     second = fake.kv[LEADER_KEY]['mod_revision']
     assert second > first
-    # the state was forgotten: the clock starts anew on the next step
+    assert fake.suspicions() == {first: ['pg2', 'pg3']}  # the failed txn deleted nothing
+    # the next step sees the new revision: its suspicion of the old one is revoked and the clock
+    # starts anew
     fake.before_txn = None
+    fake.suspect(second, 'pg3')
     t1 = T0 + RELEASE_AFTER + 1
     assert release.step(t1) is None
+    assert fake.suspicions() == {first: ['pg3'], second: ['pg3']}
     assert release.step(t1 + RELEASE_AFTER - 0.1) is None
     assert len(fake.txns) == 1
     assert release.step(t1 + RELEASE_AFTER) is not None
@@ -859,6 +992,337 @@ def test_no_leader_key_in_an_empty_etcd(etcd):
     release = watch.DeadLeaderRelease(args_for(fake))
     assert steps(release, [T0, T0 + RELEASE_AFTER]) == [None, None]
     assert fake.paths() == ['/v3/kv/range', '/v3/kv/range']
+
+
+# ---------------------------------------------------------------------------------------------
+# the majority: lease-bound suspicions of a leader key revision
+
+def suspicion_key(revision, name):
+    return '%s%d/%s' % (SUSPECT_ROOT, revision, name)
+
+
+def test_a_single_suspecting_replica_never_deletes(etcd, leader_host):
+    """The cut link between the leader and one replica: that replica's watcher sees the leader
+    silent for as long as the cut lasts, the other replica sees it fine. A suspicion alone (1 of 2)
+    never deletes the key: the leader keeps leading."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    msg = release.step(T0 + RELEASE_AFTER)
+    assert msg == ('leader pg1 at %s has answered neither on its REST API nor on etcd for %.1f s here; suspected '
+                   'by pg2 (1 of the 2 other watchers, 2 needed): waiting for a majority (revision %d)'
+                   % (LEADER_HOST, RELEASE_AFTER, revision))
+    # the suspicion: its own key for that revision, under a lease of the script's TTL
+    kv = fake.kv[suspicion_key(revision, 'pg2')]
+    assert fake.leases[kv['lease']]['ttl'] == release.ttl == 5   # 2 x 1 + 2 x 0.05 + 2, rounded up
+    assert json.loads(kv['value']) == {'leader': 'pg1', 'host': LEADER_HOST, 'silent': RELEASE_AFTER}
+    # a long cut: the suspicion is renewed every tick and logged once, nothing more
+    fake.requests[:] = []
+    assert steps(release, [T0 + RELEASE_AFTER + i for i in range(1, 60)]) == [None] * 59
+    assert fake.txns == []
+    assert LEADER_KEY in fake.kv and fake.kv[LEADER_KEY]['mod_revision'] == revision
+    assert fake.paths().count('/v3/lease/keepalive') == 59
+    assert '/v3/lease/grant' not in fake.paths() and '/v3/kv/put' not in fake.paths()
+    assert fake.suspicions() == {revision: ['pg2']}
+
+
+def test_two_suspecting_replicas_delete(etcd, leader_host):
+    """The leader's host crashed: both replicas' watchers (two real ones, out of phase) suspect
+    it; the later suspicion completes the majority and that watcher deletes the key."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    pg2 = watch.DeadLeaderRelease(args_for(fake, name='pg2'))
+    pg3 = watch.DeadLeaderRelease(args_for(fake, name='pg3'))
+    assert pg2.step(T0) is None
+    assert pg3.step(T0 + 0.6) is None
+    assert 'suspected by pg2 (1 of the 2' in pg2.step(T0 + RELEASE_AFTER)
+    assert fake.txns == []
+    msg = pg3.step(T0 + 0.6 + RELEASE_AFTER)
+    assert msg.startswith('leader pg1 at %s has answered neither' % LEADER_HOST)
+    assert msg.endswith('suspected by pg2, pg3 (2 of the 2 other watchers, 2 needed): '
+                        'deleted its leader key (revision %d)' % revision)
+    assert len(fake.txns) == 1
+    assert_release_txn(fake.txns[0], revision)
+    assert LEADER_KEY not in fake.kv and fake.suspicions() == {}
+    # pg2 sees the key gone: it revokes its lease (its key went with the txn)
+    assert pg2.step(T0 + RELEASE_AFTER + 1) is None
+    assert fake.leases == {} and pg2.lease is None and pg3.lease is None
+    assert len(fake.txns) == 1
+
+
+def test_a_stale_suspicion_does_not_count(etcd, leader_host):
+    """A watcher that froze or died while it suspected: its lease is not renewed and expires on
+    the etcd server, with its key; it is then no vote."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(revision, 'pg3', ttl=5)
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    fake.advance(5)                                      # pg3's lease runs out
+    assert 'waiting for a majority' in release.step(T0 + RELEASE_AFTER)
+    assert steps(release, [T0 + RELEASE_AFTER + i for i in range(1, 5)]) == [None] * 4
+    assert fake.txns == [] and LEADER_KEY in fake.kv
+    assert fake.suspicions() == {revision: ['pg2']}
+
+
+def test_a_suspicion_that_expires_before_the_txn_fails_it(etcd, leader_host):
+    """pg3's suspicion is there when it is read, and expires before the transaction is applied:
+    etcd's compare (version > 0) fails the transaction, nothing is deleted."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(revision, 'pg3', ttl=2)
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    fake.before_txn = lambda: fake.advance(2)            # pg3's lease runs out, not pg2's (5 s)
+    msg = release.step(T0 + RELEASE_AFTER)
+    assert msg.endswith('(2 of the 2 other watchers, 2 needed): the leader key or a suspicion changed meanwhile: '
+                        'left it alone')
+    assert len(fake.txns) == 1
+    assert_release_txn(fake.txns[0], revision)
+    assert fake.kv[LEADER_KEY]['mod_revision'] == revision
+    assert fake.suspicions() == {revision: ['pg2']}      # its own suspicion stands
+    fake.before_txn = None
+    assert 'waiting for a majority' in release.step(T0 + RELEASE_AFTER + 1)
+    assert len(fake.txns) == 1
+
+
+def test_a_suspicion_of_an_old_revision_does_not_count(etcd, leader_host):
+    """pg3 suspected an earlier leader key (another term, or the same leader before it rewrote
+    its key): that is no suspicion of this one."""
+    fake = etcd()
+    old = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(old, 'pg3')
+    revision = fake.put(LEADER_KEY, 'pg1')
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert steps(release, [T0 + i for i in range(0, 10)]).count(None) == 9  # one "waiting" line
+    assert fake.txns == [] and fake.kv[LEADER_KEY]['mod_revision'] == revision
+    assert fake.suspicions() == {old: ['pg3'], revision: ['pg2']}
+
+
+@pytest.mark.parametrize('other', ['pg1', 'pg9', 'pg3x', ''])
+def test_only_the_other_watchers_suspicions_count(etcd, leader_host, other):
+    """The leader's own name under the suspicion prefix (pg1), a member that is no watcher (pg9),
+    a name that only starts like one: none is a vote."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.put(suspicion_key(revision, other), {'leader': 'pg1'}, lease=fake.grant(60))
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    assert 'suspected by pg2 (1 of the 2 other watchers, 2 needed): waiting' in release.step(T0 + RELEASE_AFTER)
+    assert steps(release, [T0 + RELEASE_AFTER + 1, T0 + RELEASE_AFTER + 2]) == [None, None]
+    assert fake.txns == [] and LEADER_KEY in fake.kv
+
+
+def test_five_watchers_need_three_of_the_four_others(etcd, leader_host):
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake, watchers='pg1,pg2,pg3,pg4,pg5'))
+    fake.suspect(revision, 'pg4')
+    assert release.step(T0) is None
+    assert 'suspected by pg2, pg4 (2 of the 4 other watchers, 3 needed): waiting' in \
+        release.step(T0 + RELEASE_AFTER)
+    assert fake.txns == []
+    fake.suspect(revision, 'pg5')
+    assert 'suspected by pg2, pg4, pg5 (3 of the 4 other watchers, 3 needed): deleted' in \
+        release.step(T0 + RELEASE_AFTER + 1)
+    assert_release_txn(fake.txns[0], revision, voters=('pg2', 'pg4', 'pg5'))
+
+
+def test_majority_of_the_other_watchers():
+    assert [watch.majority(others) for others in range(1, 7)] == [1, 2, 2, 3, 3, 4]
+
+
+def test_the_leader_key_naming_this_member_is_never_suspected(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake, name='pg1'))
+    assert steps(release, [T0, T0 + RELEASE_AFTER, T0 + 2 * RELEASE_AFTER]) == [None, None, None]
+    assert fake.writes() == []
+
+
+def make_suspicious(fake, leader_host):
+    """pg2's watcher suspecting pg1 (silent REST and etcd ports): (release, revision, REST port)."""
+    rest = leader_host.silent()
+    revision = make_cluster(fake, rest, leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    release.step(T0)
+    assert 'waiting for a majority' in release.step(T0 + RELEASE_AFTER)
+    assert fake.suspicions() == {revision: ['pg2']}
+    return release, revision, rest
+
+
+@pytest.mark.parametrize('change', ['answers', 'refuses', 'new-revision', 'new-leader', 'no-key', 'paused',
+                                    'leads'])
+def test_the_suspicion_is_revoked_as_soon_as_it_ends(etcd, leader_host, change):
+    fake = etcd()
+    release, revision, _rest = make_suspicious(fake, leader_host)
+    lease = release.lease
+    if change in ('answers', 'refuses'):
+        port = leader_host.answering() if change == 'answers' else leader_host.refusing()
+        fake.put(PREFIX + 'members/pg1', {'api_url': 'http://%s:%d/patroni' % (LEADER_HOST, port)})
+    elif change == 'new-revision':
+        fake.put(LEADER_KEY, 'pg1')
+    elif change == 'new-leader':
+        fake.put(LEADER_KEY, 'pg2')                      # this member leads now (by the key)
+    elif change == 'no-key':
+        fake.delete(LEADER_KEY)
+    elif change == 'paused':
+        fake.put(PREFIX + 'config', {'pause': True})
+    fake.requests[:] = []
+    if change == 'leads':
+        release.forget()                                 # what main() does when the local Patroni leads
+    else:
+        assert release.step(T0 + RELEASE_AFTER + 1) is None
+    assert [body for path, body in fake.requests if path == '/v3/lease/revoke'] == [{'ID': lease}]
+    assert release.lease is None and fake.leases == {}
+    assert fake.suspicions() == {}
+    assert fake.txns == []
+
+
+def test_once_silent_the_two_probes_run_together(etcd, leader_host):
+    """The first silent tick probes the REST port, then the etcd port (two connect timeouts);
+    the next ones probe both at once (one): the suspicion, and the release, come that much
+    sooner after a crash."""
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    if leader_host.emulated:
+        pytest.skip('silence emulated: a probe does not wait out its timeout here')
+    release = watch.DeadLeaderRelease(args_for(fake, connect_timeout=0.4))
+    took = []
+    for t in (T0, T0 + 1, T0 + 2):
+        started = time.monotonic()
+        assert release.step(t) is None
+        took.append(time.monotonic() - started)
+    assert took[0] >= 0.8
+    assert 0.4 <= took[1] < 0.75 and 0.4 <= took[2] < 0.75
+    assert fake.txns == []
+
+
+def test_an_expired_lease_of_its_own_is_granted_again(etcd, leader_host):
+    """A tick late by more than the TTL (a stalled VM, a slow etcd): its suspicion lapsed; the
+    next tick grants a new lease and writes the key again."""
+    fake = etcd()
+    release, revision, _rest = make_suspicious(fake, leader_host)
+    first = release.lease
+    fake.advance(release.ttl)
+    assert fake.suspicions() == {}
+    fake.requests[:] = []
+    assert release.step(T0 + RELEASE_AFTER + 1) is None
+    assert fake.paths().count('/v3/lease/keepalive') == 1
+    assert fake.paths().count('/v3/lease/grant') == 1
+    assert release.lease != first
+    assert fake.suspicions() == {revision: ['pg2']}
+
+
+def test_a_suspicion_whose_write_failed_is_written_on_the_next_tick(etcd, leader_host):
+    """The lease was granted, the put of the key failed (a slow etcd): the tick fails, the next
+    one renews that lease and writes the key."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    fake.unavailable.append('/v3/kv/put')
+    with pytest.raises(OSError):
+        release.step(T0 + RELEASE_AFTER)
+    assert release.lease is not None and fake.suspicions() == {}
+    fake.requests[:] = []
+    assert 'waiting for a majority' in release.step(T0 + RELEASE_AFTER + 1)
+    assert [p for p in fake.paths() if p.startswith('/v3/lease/') or p == '/v3/kv/put'] == \
+        ['/v3/lease/keepalive', '/v3/kv/put']
+    assert fake.suspicions() == {revision: ['pg2']}
+
+
+def test_a_revoke_that_fails_is_left_to_the_ttl(etcd, leader_host):
+    fake = etcd()
+    release, _revision, _rest = make_suspicious(fake, leader_host)
+    fake.drop_lease(int(release.lease))                  # gone already: the revoke gets a 404
+    release.forget()
+    assert release.lease is None and release.suspect is None
+
+
+def test_a_paused_cluster_gets_no_suspicion(etcd, leader_host):
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent(), config={'ttl': 20, 'pause': True})
+    pg2 = watch.DeadLeaderRelease(args_for(fake, name='pg2'))
+    pg3 = watch.DeadLeaderRelease(args_for(fake, name='pg3'))
+    for t in [T0 + i for i in range(0, 10)]:
+        assert (pg2.step(t), pg3.step(t)) == (None, None)
+    assert fake.writes() == []
+    assert LEADER_KEY in fake.kv
+
+
+def test_a_frozen_leader_host_is_not_suspected(etcd, leader_host):
+    """docker pause: the processes are frozen, but the host's kernel still completes the TCP
+    handshake on a listening socket (here: listening, never accepting). That is an answer: nothing
+    is suspected, the key expires after ttl (Patroni's own path)."""
+    fake = etcd()
+    make_cluster(fake, leader_host.answering(), leader_host.answering())
+    pg2 = watch.DeadLeaderRelease(args_for(fake, name='pg2'))
+    pg3 = watch.DeadLeaderRelease(args_for(fake, name='pg3'))
+    for t in [T0 + i for i in range(0, 8)]:
+        assert (pg2.step(t), pg3.step(t)) == (None, None)
+    assert fake.writes() == []
+
+
+@pytest.mark.parametrize('argv', [[], ['--name', 'pg2'], ['--name', 'pg4', '--watchers', WATCHERS],
+                                  ['--watchers', WATCHERS]])
+def test_main_refuses_a_release_without_its_name_among_the_watchers(monkeypatch, capsys, argv):
+    monkeypatch.setattr(sys, 'argv', ['pgha-leader-watch.py', '--patroni', 'http://127.0.0.1:1', '--scope', SCOPE,
+                                      '--once', '--release-after', '3'] + argv)
+    with pytest.raises(SystemExit) as exc:
+        watch.main()
+    assert exc.value.code == 2
+    assert '--release-after needs --name, one of --watchers' in capsys.readouterr()[1]
+
+
+def test_main_with_release_after_0_never_writes(monkeypatch, capsys, etcd, patroni, leader_host):
+    """--release-after 0: no suspicion, no lease, no transaction, tick after tick, even for a
+    silent leader with every other watcher suspecting it (and no --name or --watchers needed)."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    fake.suspect(revision, 'pg3')
+    fake.requests[:] = []
+    local = patroni(503)
+    ticks = []
+
+    def sleep(_seconds):
+        ticks.append(1)
+        if len(ticks) == 5:
+            raise _TickDone()
+    monkeypatch.setattr(watch.time, 'sleep', sleep)
+    monkeypatch.setattr(sys, 'argv', ['pgha-leader-watch.py', '--etcd', fake.url, '--patroni', local.url,
+                                      '--scope', SCOPE, '--release-after', '0', '--interval', '0'])
+    with pytest.raises(_TickDone):
+        watch.main()
+    assert local.requests == ['/primary'] * 5
+    assert fake.requests == []
+    assert LEADER_KEY in fake.kv
+    assert capsys.readouterr() == ('', '')
+
+
+def test_main_revokes_its_suspicion_when_it_stops(monkeypatch, capsys, etcd, patroni, leader_host):
+    """systemd stops the service (SIGTERM: SystemExit) while it suspects: the lease is revoked,
+    not left to its TTL."""
+    fake = etcd()
+    revision = make_cluster(fake, leader_host.silent(), leader_host.silent())
+    local = patroni(503)
+    ticks = []
+    real_sleep = time.sleep
+
+    def sleep(_seconds):
+        ticks.append(1)
+        if len(ticks) == 2:
+            assert fake.suspicions() == {revision: ['pg2']}
+            raise SystemExit(0)
+        real_sleep(0.05)
+    monkeypatch.setattr(watch.time, 'sleep', sleep)
+    with pytest.raises(SystemExit):
+        run_main(monkeypatch, ['--etcd', fake.url, '--patroni', local.url, '--scope', SCOPE, '--interval', '0',
+                               '--release-after', '0.01', '--connect-timeout', str(CONNECT_TIMEOUT)])
+    assert fake.paths()[-1] == '/v3/lease/revoke'
+    assert fake.suspicions() == {} and fake.leases == {}
+    assert 'waiting for a majority' in capsys.readouterr()[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -893,6 +1357,9 @@ def test_move_etcd_leader_away_when_another_member_leads_etcd(etcd):
 # main()
 
 def run_main(monkeypatch, argv):
+    """main() with argv, as pg2 among WATCHERS unless argv names a member."""
+    if '--name' not in argv:
+        argv = argv + ['--name', 'pg2', '--watchers', WATCHERS]
     monkeypatch.setattr(sys, 'argv', ['pgha-leader-watch.py'] + argv)
     return watch.main()
 
