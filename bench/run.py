@@ -372,7 +372,7 @@ class Bench:
         timing, mode = split_variant(profile)
         cmd = shlex.split(fill(self.args.apply_cmd, profile=timing, mode=mode, lab=self.args.lab_name,
                                inventory=self.inventory))
-        out = os.path.join(self.workdir, 'apply-%s-%d.log' % (profile, idx))
+        out = os.path.join(self.workdir, 'apply-%s-%d.log' % (profile.replace('/', '-'), idx))
         log('applying profile %s: %s' % (profile, ' '.join(cmd)))
         t0 = time.time()
         res = sh(cmd, timeout=self.args.apply_timeout, check=False, out=out)
@@ -565,7 +565,7 @@ class Bench:
     # -- one trial ------------------------------------------------------------------------------
     def trial(self, case, profile, idx, patroni_config):
         a = self.args
-        name = '%s-%s-%d' % (case, profile, idx)
+        name = '%s-%s-%d' % (case, profile.replace('/', '-'), idx)
         logfile = os.path.join(self.workdir, name + '.log')
         events = os.path.join(self.workdir, name + '.events')
         rec = {'case': case, 'profile': profile, 'trial': idx, 'log': os.path.relpath(logfile, REPO),
