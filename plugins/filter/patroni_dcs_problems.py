@@ -1,8 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, pgha.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The patroni_dcs_problems filter: Patroni's dynamic-configuration rules, for the patroni role's
-assert. The rules live in module_utils so that patroni_config checks exactly the same ones."""
+"""The patroni_dcs_problems filter: Patroni's dynamic-configuration rules, for the timing check of
+the patroni role. The rules live in module_utils so that patroni_config checks exactly the same ones."""
 
 from ansible_collections.pgha.cluster.plugins.module_utils.patroni_rules import dcs_config_problems
 
