@@ -172,7 +172,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, required_together=PATRONI_REQUIRED_TOGETHER,
                            supports_check_mode=True)
     if module.params['max_lag_bytes'] < 0:
-        module.fail_json(msg='max_lag_bytes must be 0 or more')
+        module.fail_json(msg='max_lag_bytes must be 0 or more, got %s: set it to 0 or more' % module.params['max_lag_bytes'])
     try:
         client = PatroniClient.from_module(module)
         state = fetch_cluster(client)

@@ -13,6 +13,13 @@ description:
     PATCH only when at least one value differs. A V(null) value removes the key.
   - Scalars are compared by their text, so V(200) and V('200') are equal, as they are for PostgreSQL.
   - Without O(settings) the module only returns the configuration.
+  - Before it sends anything (in check mode too) it checks the merged result, the current configuration with
+    O(settings) applied, against Patroni's rules and fails, naming the rule and the values, when one is broken
+    - V(ttl) >= 20, V(loop_wait) >= 1, V(retry_timeout) >= 3, V(loop_wait) + 2 x V(retry_timeout) <= V(ttl)
+    (absent keys count with Patroni's defaults 30, 10 and 10), V(maximum_lag_on_failover) >= 0,
+    V(synchronous_node_count) between 1 and the number of replicas, V(synchronous_mode) one of V(true),
+    V(false), V(on), V(off), V(quorum), and only Patroni's known top-level keys in O(settings) unless O(force).
+    The patroni role asserts the same rules at provisioning.
 options:
   settings:
     description:
@@ -20,6 +27,12 @@ options:
         C({loop_wait: 10, postgresql: {parameters: {max_connections: 200}}})."
       - A V(null) value removes that key.
     type: dict
+  force:
+    description:
+      - Accept top-level keys of O(settings) that are not among Patroni's known dynamic configuration keys
+        (a key of a newer Patroni, for instance). Every other rule still applies.
+    type: bool
+    default: false
   state:
     description:
       - V(present) makes sure O(settings) are part of the configuration.
@@ -76,6 +89,11 @@ changes:
   description: The part of O(settings) that differed and was (or would be) sent with PATCH.
   returned: always
   type: dict
+problems:
+  description: The rules the merged configuration breaks, one message each (only when the module refused).
+  returned: failure
+  type: list
+  elements: str
 pending_restart:
   description:
     - Members that report a pending restart after the change. Patroni applies a change within C(loop_wait)
@@ -95,6 +113,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.patroni import (
     fetch_cluster,
     patroni_argument_spec,
 )
+from ansible_collections.pgha.cluster.plugins.module_utils.patroni_rules import dcs_config_problems
 
 
 def _scalar_equal(a, b):
@@ -150,6 +169,7 @@ def main():
     argument_spec = patroni_argument_spec()
     argument_spec.update(
         settings=dict(type='dict'),
+        force=dict(type='bool', default=False),
         state=dict(type='str', default='present', choices=['present']),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_together=PATRONI_REQUIRED_TOGETHER,
@@ -161,6 +181,22 @@ def main():
         before = client.config()
     except PatroniError as e:
         module.fail_json(msg='cannot read the Patroni dynamic configuration: %s' % e, **result)
+
+    if settings:
+        # The merged result is what Patroni would run with: check it before anything is sent.
+        wanted = merge(before, settings)
+        replicas = None
+        if 'synchronous_node_count' in wanted:
+            try:
+                replicas = len(fetch_cluster(client).replicas)
+            except PatroniError as e:
+                module.warn('could not count the replicas (GET /cluster: %s); synchronous_node_count is checked '
+                            'only against its lower bound' % e)
+        problems = dcs_config_problems(wanted, replicas=replicas, force=module.params['force'],
+                                       keys=[k for k, v in settings.items() if v is not None])
+        if problems:
+            module.fail_json(msg='refusing the dynamic configuration change, nothing was sent: %s'
+                                 % '; '.join(problems), problems=problems, **result)
 
     changes = compute_changes(before, settings)
     expected = merge(before, changes)

@@ -132,7 +132,8 @@ def main():
                              '(nothing was sent), or use pgha.cluster.patroni_switchover for a planned switchover'
                              % candidate)
     if p['wait_timeout'] <= 0:
-        module.fail_json(msg='wait_timeout must be a positive number of seconds')
+        module.fail_json(msg='wait_timeout must be a positive number of seconds, got %s: set it to 1 or more (nothing was '
+                             'sent)' % p['wait_timeout'])
 
     result = dict(changed=False, old_leader=None, new_leader=None, timeline_before=None, timeline_after=None,
                   elapsed=0.0, members=[])

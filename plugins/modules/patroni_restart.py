@@ -134,7 +134,8 @@ def main():
                            supports_check_mode=True)
     p = module.params
     if p['wait_timeout'] <= 0:
-        module.fail_json(msg='wait_timeout must be a positive number of seconds')
+        module.fail_json(msg='wait_timeout must be a positive number of seconds, got %s: set it to 1 or more (nothing was '
+                             'sent)' % p['wait_timeout'])
     result = dict(changed=False, restarted=[], members=[])
     try:
         client = PatroniClient.from_module(module)

@@ -163,9 +163,11 @@ def main():
                            supports_check_mode=True)
     p = module.params
     if p['wait_timeout'] <= 0:
-        module.fail_json(msg='wait_timeout must be a positive number of seconds')
+        module.fail_json(msg='wait_timeout must be a positive number of seconds, got %s: set it to 1 or more (nothing was '
+                             'sent)' % p['wait_timeout'])
     if p['max_lag_bytes'] < 0:
-        module.fail_json(msg='max_lag_bytes must be 0 or more')
+        module.fail_json(msg='max_lag_bytes must be 0 or more, got %s: set it to 0 or more (nothing was sent)'
+                             % p['max_lag_bytes'])
 
     result = dict(changed=False, old_leader=None, new_leader=None, timeline_before=None, timeline_after=None,
                   elapsed=0.0, scheduled=False, members=[])

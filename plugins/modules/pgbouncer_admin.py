@@ -210,7 +210,8 @@ def main():
     if p['database'] and command not in DB_COMMANDS:
         module.fail_json(msg='database applies only to %s, not to %s' % (', '.join(DB_COMMANDS), command))
     if p['pause_timeout'] <= 0:
-        module.fail_json(msg='pause_timeout must be a positive number of seconds')
+        module.fail_json(msg='pause_timeout must be a positive number of seconds, got %s: set it to 1 or more (nothing '
+                             'was sent)' % p['pause_timeout'])
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib('psycopg2'), exception=PSYCOPG2_IMPORT_ERROR)
 

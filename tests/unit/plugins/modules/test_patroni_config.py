@@ -2,6 +2,8 @@
 # Copyright (c) 2026, pgha.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 
+import pytest
+
 from ansible_collections.pgha.cluster.plugins.modules import patroni_config as module
 from ansible_collections.pgha.cluster.tests.unit.utils import conn_args, run_module
 
@@ -63,3 +65,57 @@ def test_compute_changes_units():
     assert module.compute_changes(current, {'b': {'d': 3, 'x': None}}) == {'b': {'d': 3}}
     assert module.compute_changes(current, {'n': {'m': 1}}) == {'n': {'m': 1}}
     assert module.merge(current, {'b': {'d': None}, 'a': 2}) == {'a': 2, 'b': {'c': 'on'}, 'e': True}
+
+
+# --- Patroni's rules on the merged configuration (module_utils/patroni_rules.py) -----------------
+
+def _refused(r, fake, *needles):
+    assert r['failed'] and r['msg'].startswith('refusing the dynamic configuration change, nothing was sent: '), r
+    for needle in needles:
+        assert needle in r['msg'], (needle, r['msg'])
+    assert patches(fake) == []
+
+
+@pytest.mark.parametrize('settings,needles', [
+    ({'ttl': 10}, ['ttl must be >= 20', 'got ttl 10', '> ttl 10']),
+    ({'loop_wait': 30}, ['loop_wait 30 + 2 x retry_timeout 10 = 50 > ttl 30']),
+    ({'retry_timeout': 1}, ['retry_timeout must be >= 3, got retry_timeout 1']),
+    ({'loop_wait': 0}, ['loop_wait must be >= 1']),
+    ({'maximum_lag_on_failover': -5}, ['maximum_lag_on_failover must be >= 0 (bytes), got -5']),
+    ({'synchronous_node_count': 3}, ['synchronous_node_count must be <= the number of replicas (2), got 3']),
+    ({'synchronous_node_count': 0}, ['synchronous_node_count must be >= 1, got 0']),
+    ({'synchronous_mode': 'maybe'}, ["synchronous_mode must be true, false, on, off or quorum, got 'maybe'"]),
+    ({'ttl_seconds': 30}, ['unknown dynamic configuration key(s): ttl_seconds', 'force: true']),
+    ({'ttl': 'abc'}, ["ttl must be an integer, got 'abc'"]),
+    # the merged result counts: retry_timeout 10 from the DCS with the new ttl
+    ({'ttl': 25}, ['loop_wait 10 + 2 x retry_timeout 10 = 30 > ttl 25']),
+])
+def test_rules_refuse_before_sending(fake, settings, needles):
+    for check_mode in (False, True):
+        r = run_module(module, conn_args(fake, settings=settings), check_mode=check_mode)
+        _refused(r, fake, *needles)
+    assert fake.config['ttl'] == 30 and fake.config['loop_wait'] == 10
+
+
+def test_rules_two_steps_cannot_sneak_through(fake):
+    """The issue's case: ttl 10 refused; then loop_wait 30 against the real ttl 30 is refused too."""
+    _refused(run_module(module, conn_args(fake, settings={'ttl': 10})), fake, 'ttl 10')
+    _refused(run_module(module, conn_args(fake, settings={'loop_wait': 30})), fake, 'loop_wait 30')
+
+
+def test_rules_accept_consistent_changes_and_force(fake):
+    r = run_module(module, conn_args(fake, settings={'ttl': 60, 'loop_wait': 20, 'retry_timeout': 20}))
+    assert r['rc'] == 0 and r['changed'], r
+    r = run_module(module, conn_args(fake, settings={'synchronous_mode': 'quorum', 'synchronous_node_count': 2}))
+    assert r['rc'] == 0 and r['changed'], r
+    r = run_module(module, conn_args(fake, settings={'brand_new_key': 1}, force=True))
+    assert r['rc'] == 0 and r['changed'] and fake.config['brand_new_key'] == 1, r
+    # force does not lift the other rules
+    r = run_module(module, conn_args(fake, settings={'brand_new_key': 2, 'ttl': 10}, force=True))
+    assert r['failed'] and 'ttl must be >= 20' in r['msg'] and 'unknown' not in r['msg']
+    # a key already in the DCS does not block an unrelated change
+    r = run_module(module, conn_args(fake, settings={'postgresql': {'parameters': {'work_mem': '8MB'}}}))
+    assert r['rc'] == 0 and r['changed'], r
+    # deleting a key is not checked against the known ones
+    r = run_module(module, conn_args(fake, settings={'brand_new_key': None}))
+    assert r['rc'] == 0 and r['changed'] and 'brand_new_key' not in fake.config, r
