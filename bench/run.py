@@ -868,7 +868,7 @@ echo "$pb"
 
 def split_variant(variant):
     """'fast/on' -> ('fast', 'on'); 'fast' -> ('fast', DEFAULT_MODE)."""
-    timing, _, mode = variant.partition('/')
+    timing, dummy, mode = variant.partition('/')
     return timing, mode or DEFAULT_MODE
 
 
