@@ -117,6 +117,14 @@ def get_key(etcd, key, timeout):
     return base64.b64decode(kvs[0].get('value', '')).decode(), kvs[0]['mod_revision']
 
 
+def leader_lease(etcd, key, revision, timeout):
+    """The lease the leader key holds at mod_revision revision ('0' when none or changed)."""
+    kvs = post(etcd + '/v3/kv/range', {'key': b64(key)}, timeout).get('kvs') or []
+    if not kvs or str(kvs[0].get('mod_revision')) != str(revision):
+        return '0'
+    return str(kvs[0].get('lease') or '0')
+
+
 def host_answers(host, port, timeout, tls=False):
     """True when something at host answers a TCP connect, even with a refusal.
 
@@ -302,6 +310,7 @@ class DeadLeaderRelease:
             self.logged = voters
             return seen + ': waiting for a majority (revision %s)' % revision
         key = b64(self.prefix + 'leader')
+        lease = leader_lease(a.etcd, self.prefix + 'leader', revision, a.timeout)
         reply = post(a.etcd + '/v3/kv/txn', {
             'compare': [{'key': key, 'target': 'MOD', 'result': 'EQUAL', 'mod_revision': revision}] +
                        [{'key': b64(prefix + v), 'target': 'VERSION', 'result': 'GREATER', 'version': 0}
@@ -313,7 +322,19 @@ class DeadLeaderRelease:
             self.logged = None  # log the count again on the next tick
             return seen + ': the leader key or a suspicion changed meanwhile: left it alone'
         self.forget()
-        return seen + ': deleted its leader key (revision %s)' % revision
+        # The old leader's lease goes too. Patroni's etcd3 update_leader() only refreshes its lease
+        # while it believes it holds the key: a leader cut off for less than ttl that comes back
+        # with its lease alive would take the lease refresh for its key and promote itself beside
+        # the new leader (seen: a second timeline 4 that could no longer follow the first). With
+        # the lease revoked, the refresh fails, Patroni asks for a new lease and finds the key taken.
+        revoked = ''
+        if lease != '0':
+            try:
+                post(a.etcd + '/v3/lease/revoke', {'ID': lease}, a.timeout)
+                revoked = ' and revoked its lease %s' % lease
+            except (OSError, ValueError, http.client.HTTPException) as exc:
+                revoked = ' (revoking its lease %s failed: %s)' % (lease, exc)
+        return seen + ': deleted its leader key (revision %s)%s' % (revision, revoked)
 
 
 def main():

@@ -1051,6 +1051,27 @@ def test_two_suspecting_replicas_delete(etcd, leader_host):
     assert len(fake.txns) == 1
 
 
+def test_the_released_leaders_lease_is_revoked(etcd, leader_host):
+    """Patroni's leader key and member key live under the leader's lease. The release revokes
+    that lease too: Patroni's update_leader() only refreshes the lease while it believes it holds
+    the key, so a leader cut off for less than ttl would come back, refresh its lease and promote
+    itself beside the new leader. Only the lease read at the released revision is revoked."""
+    fake = etcd()
+    make_cluster(fake, leader_host.silent(), leader_host.silent())
+    lease = fake.grant(20)
+    fake.put(PREFIX + 'members/pg1', {'api_url': 'http://%s:%d/patroni' % (LEADER_HOST, leader_host.silent()),
+                                      'role': 'primary'}, lease=lease)
+    revision = fake.put(LEADER_KEY, 'pg1', lease=lease)
+    fake.suspect(revision, 'pg3')
+    release = watch.DeadLeaderRelease(args_for(fake))
+    assert release.step(T0) is None
+    msg = release.step(T0 + RELEASE_AFTER)
+    assert msg.endswith('deleted its leader key (revision %d) and revoked its lease %d' % (revision, lease))
+    assert lease not in fake.leases
+    assert LEADER_KEY not in fake.kv and PREFIX + 'members/pg1' not in fake.kv
+    assert PREFIX + 'members/pg2' in fake.kv
+
+
 def test_a_stale_suspicion_does_not_count(etcd, leader_host):
     """A watcher that froze or died while it suspected: its lease is not renewed and expires on
     the etcd server, with its key; it is then no vote."""
