@@ -419,6 +419,16 @@ class Bench:
     def ttl(self):
         return int((self.lab.config() or {}).get('ttl') or 30)
 
+    def wait_any_leader_and_writes(self, ts):
+        """After a fault that may or may not move the leader (a cut link, a frozen host): whoever
+        leads, and writes acknowledged again; bounded."""
+        ts['recover_start'] = time.time()
+        new = self.lab.wait('a leader', lambda c: next(iter(self.lab.leaders(c)), None),
+                            self.args.failover_timeout)[0]
+        ts['new_leader'] = time.time()
+        self.wait_writes(ts)
+        ts['new_leader_name'] = new['name']
+
     def fault(self, case, leader, cl, ts):
         """Do the fault of case on leader; fill ts with timestamps; bounded."""
         host = leader['lab_host']
@@ -434,11 +444,7 @@ class Bench:
             time.sleep(a.cut_hold)
             heal()
             self.pop_restore(desc)
-            ts['recover_start'] = time.time()
-            new = self.lab.wait('a leader', lambda c: next(iter(self.lab.leaders(c)), None), a.failover_timeout)[0]
-            ts['new_leader'] = time.time()
-            self.wait_writes(ts)
-            ts['new_leader_name'] = new['name']
+            self.wait_any_leader_and_writes(ts)
             self.lab.wait('%s back as a streaming replica' % other['name'], self.rejoined(other), a.rejoin_timeout)
             ts['rejoined'] = time.time()
             return
@@ -454,11 +460,7 @@ class Bench:
             time.sleep(hold)
             self.lab.docker('unpause', cont, timeout=30)
             self.pop_restore(desc)
-            ts['recover_start'] = time.time()
-            new = self.lab.wait('a leader', lambda c: next(iter(self.lab.leaders(c)), None), a.failover_timeout)[0]
-            ts['new_leader'] = time.time()
-            self.wait_writes(ts)
-            ts['new_leader_name'] = new['name']
+            self.wait_any_leader_and_writes(ts)
             self.lab.wait('%s back as a streaming replica or leader' % leader['name'],
                           lambda c: c if self.lab.healthy(c) else None, a.rejoin_timeout)
             ts['rejoined'] = time.time()
