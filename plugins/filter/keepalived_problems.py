@@ -40,7 +40,7 @@ def keepalived_problems(balancers, reserved=None):
         return ['keepalived needs at least one balancer host']
     for b in balancers:
         name = b.get('host', '?')
-        problems.extend(_vip_problems(b, {h: a for h, a in reserved.items()}))
+        problems.extend(_vip_problems(b, reserved))
         try:
             router_id = int(b.get('router_id'))
         except (TypeError, ValueError):

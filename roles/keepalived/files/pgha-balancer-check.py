@@ -124,7 +124,7 @@ def check(config):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n', maxsplit=1)[0])
     parser.add_argument('--config', required=True)
     args = parser.parse_args(argv)
     try:
