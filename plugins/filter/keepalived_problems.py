@@ -8,6 +8,7 @@ import ipaddress
 
 
 def _vip_problems(b, reserved):
+    """reserved: (host, address) pairs."""
     problems = []
     name = b.get('host', '?')
     try:
@@ -23,11 +24,22 @@ def _vip_problems(b, reserved):
         problems.append('%s: keepalived_virtual_ip %s is outside the subnet %s of interface %s; the address '
                         'must be a free host address of the balancers\' own subnet'
                         % (name, vip, network, b.get('interface')))
-    owners = sorted(h for h, a in reserved.items() if str(a) == str(vip))
+    owners = sorted({h for h, a in reserved if str(a) == str(vip)})
     if owners:
         problems.append('%s: keepalived_virtual_ip %s is the address of %s; choose a free address'
                         % (name, vip, ', '.join(owners)))
     return problems
+
+
+def _integer(value):
+    """value as an int when keepalived.conf would read it as one (an int or a string of digits; not
+    51.5, 51.0 or True, which the template writes as they are), else None."""
+    if isinstance(value, (bool, float)):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def keepalived_problems(balancers, reserved=None):
@@ -38,20 +50,17 @@ def keepalived_problems(balancers, reserved=None):
     problems = []
     if not balancers:
         return ['keepalived needs at least one balancer host']
+    # the balancers' addresses on their VRRP interface are taken too (reserved has the hosts'
+    # default addresses: another interface's are not there)
+    taken = list(reserved.items()) + [(b.get('host', '?'), b.get('address')) for b in balancers if b.get('address')]
     for b in balancers:
         name = b.get('host', '?')
-        problems.extend(_vip_problems(b, reserved))
-        try:
-            router_id = int(b.get('router_id'))
-        except (TypeError, ValueError):
-            router_id = None
+        problems.extend(_vip_problems(b, taken))
+        router_id = _integer(b.get('router_id'))
         if router_id is None or not 1 <= router_id <= 255:
             problems.append('%s: keepalived_virtual_router_id %r must be an integer from 1 to 255'
                             % (name, b.get('router_id')))
-        try:
-            priority = int(b.get('priority'))
-        except (TypeError, ValueError):
-            priority = None
+        priority = _integer(b.get('priority'))
         if priority is None or not 1 <= priority <= 254:
             problems.append('%s: keepalived_priority %r must be an integer from 1 to 254 (255 is reserved '
                             'for the owner of the address)' % (name, b.get('priority')))
@@ -61,7 +70,7 @@ def keepalived_problems(balancers, reserved=None):
         except (TypeError, ValueError):
             advert = None
         if version == '2':
-            if advert is None or advert != int(advert) or not 1 <= advert <= 255:
+            if advert is None or not advert.is_integer() or not 1 <= advert <= 255:
                 problems.append('%s: keepalived_advert_int %r: VRRP version 2 sends whole seconds from 1 to 255 '
                                 '(use keepalived_vrrp_version 3 for sub-second adverts)' % (name, b.get('advert_int')))
             length = int(b.get('auth_pass_length') or 0)

@@ -36,6 +36,11 @@ import urllib.request
 
 SSL_REQUEST = struct.pack('!ii', 8, 80877103)
 
+# The peers are on the balancers' own subnet: never reached through a proxy named by the
+# environment (http_proxy, all_proxy: keepalived's or a shell's), which would get the stats password
+# and answer for the peer.
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def pgbouncer_answers(host, port, timeout):
     """None when PgBouncer answers an SSLRequest with 'S' or 'N', else why not."""
@@ -91,7 +96,7 @@ def peer_stat(url, user, password, timeout):
         token = base64.b64encode(('%s:%s' % (user, password or '')).encode()).decode()
         request.add_header('Authorization', 'Basic ' + token)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with DIRECT.open(request, timeout=timeout) as response:
             return response.read().decode('utf-8', 'replace')
     except Exception:  # any failure means: this peer cannot vouch for a write server
         return None
