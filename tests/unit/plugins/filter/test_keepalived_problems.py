@@ -23,8 +23,8 @@ def balancers(**settings):
     return [dict(copy.deepcopy(LB1), **settings), dict(copy.deepcopy(LB2), **settings)]
 
 
-def problems(bals, reserved=RESERVED):
-    return keepalived_problems(bals, reserved=reserved)
+def problems(bals, reserved=None):
+    return keepalived_problems(bals, reserved=RESERVED if reserved is None else reserved)
 
 
 def both(message):
@@ -100,8 +100,8 @@ def test_vip_missing():
     assert problems(bals) == both('%s: keepalived_virtual_ip None is not an IPv4 address')
 
 
-@pytest.mark.parametrize('address,prefix', [('', 24), ('10.0.0.21', ''), (None, None), ('10.0.0.21', 33),
-                                             ('eth0', 24)])
+@pytest.mark.parametrize('address,prefix', [
+    ('', 24), ('10.0.0.21', ''), (None, None), ('10.0.0.21', 33), ('eth0', 24)])
 def test_subnet_unknown(address, prefix):
     bals = balancers()
     bals[0].update(address=address, prefix=prefix)
