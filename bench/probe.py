@@ -12,13 +12,29 @@ Subcommands
   wait    wait (bounded) until a detached probe has ended, or until its log shows N acknowledgements
 
 An id counts as acknowledged only when COMMIT returned "COMMIT". Every network wait is bounded:
-the probe uses psycopg2's asynchronous connections and select() with deadlines, plus TCP
-keepalives and tcp_user_timeout, so a paused PgBouncer or a dead host gives a recorded stall or
-failure, never a hang. Pure Python + psycopg2.
+by default (--connect-mode async) the probe uses psycopg2's asynchronous connections and select()
+with deadlines, plus TCP keepalives and tcp_user_timeout, so a paused PgBouncer or a dead host gives
+a recorded stall or failure, never a hang. Pure Python + psycopg2.
+
+--connect-mode blocking is for libpq's multi-host DSNs ("host=a,b ... target_session_attrs=read-write
+connect_timeout=2"): libpq walks the host list, and applies connect_timeout per host, only in its
+blocking connect (PQconnectdb); with asynchronous connections it never leaves a host that silently
+drops packets. In this mode every libpq call (connect, statement) runs in a worker thread while
+the main thread keeps the deadlines and handles signals:
+  - a connect still running at the attempt's deadline (or the run's end) is abandoned: the
+    attempt is logged at once; libpq itself ends the abandoned connect within connect_timeout
+    per host address (plus name resolution, which libpq does not bound), and a connection that
+    comes too late is closed;
+  - a statement still running at the deadline gets a cancel request (sent from a forked child
+    process: psycopg2 holds the GIL during libpq's PQcancel, which has no timeout) and, if the
+    call is still blocked CANCEL_GRACE later, the socket is shut down under libpq so that its
+    blocking recv returns. The attempt is a Timeout as in async mode; the connection is dropped.
 
 Log format (JSON lines):
-  {"type": "start", "run_id", "t", "dsn" (password masked), "interval", "duration", "pid", ...}
+  {"type": "start", "run_id", "t", "dsn" (password masked), "interval", "duration", "pid",
+   "connect_mode", ...}
   {"type": "attempt", "id", "t_start", "t_end", "ok", "phase", "error_class", "error", "node"}
+  (blocking mode adds "via": host:port of the DSN entry libpq connected to)
   {"type": "end", "t", "attempts", "acknowledged", "failed", "reason"}
 phase: where the attempt ended: connect | insert | commit | done. A failure in phase "commit" is
 in doubt (the row may or may not be committed); `verify` reports those separately.
@@ -28,6 +44,7 @@ Events file (JSON lines): {"t", "name", "phase": start|end|point, "note"}.
 import argparse
 import errno
 import json
+import math
 import os
 import re
 import select
@@ -35,6 +52,7 @@ import signal
 import socket
 import statistics
 import sys
+import threading
 import time
 import uuid
 
@@ -56,6 +74,13 @@ INSERT_SQL = (
     "INSERT INTO probe_writes (run_id, id, written_at, client_ts) "
     "VALUES (%s, %s, clock_timestamp(), %s) RETURNING coalesce(host(inet_server_addr()), 'local')"
 )
+
+
+CONNECT_MODES = ('async', 'blocking')
+# Blocking mode: how long a statement may take to give up after its cancel request before the
+# socket is shut down under it, and how often the main thread looks at deadlines and signals.
+CANCEL_GRACE = 0.3
+WATCH_STEP = 0.05
 
 
 class AttemptTimeout(Exception):
@@ -102,13 +127,71 @@ def append_jsonl(path, record):
         fh.flush()
 
 
+def libpq_connect_timeout(dsn, connect_timeout):
+    """The connect_timeout blocking mode passes to libpq: None when the DSN sets its own, else
+    --connect-timeout rounded up to whole seconds, at least 2 (libpq reads 1 as 2)."""
+    if psycopg2 is not None:
+        try:
+            if 'connect_timeout' in psycopg2.extensions.parse_dsn(dsn):
+                return None
+        except psycopg2.Error:  # a bad DSN fails at connect, with libpq's message
+            pass
+    return max(2, int(math.ceil(connect_timeout)))
+
+
+def _fork_cancel(conn):
+    """conn.cancel() in a forked child; its pid, or None when fork failed. See Probe._interrupt."""
+    try:
+        pid = os.fork()
+    except OSError:
+        return None
+    if pid == 0:  # the child: only the cancel, then _exit (no cleanup of the parent's objects)
+        code = 1
+        try:
+            conn.cancel()
+            code = 0
+        except BaseException:
+            pass
+        os._exit(code)
+    return pid
+
+
+def _reap(pid):
+    """End (SIGKILL) and reap a cancel child that is still waiting for its server."""
+    if not pid:
+        return
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    except OSError:
+        pass
+
+
+def _shutdown_fd(fd):
+    """shutdown(SHUT_RDWR) of the socket fd without closing fd (libpq still owns it)."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))  # family and type read from the fd
+    except OSError:
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()  # closes the dup only
+
+
 # --------------------------------------------------------------------------------------------
 # run
 
 class Probe:
     def __init__(self, dsn, interval, duration, log, connect_timeout=2.0, statement_timeout=0,
-                 attempt_timeout=30.0, run_id=None, grace=2.0):
+                 attempt_timeout=30.0, run_id=None, grace=2.0, connect_mode='async'):
+        if connect_mode not in CONNECT_MODES:
+            raise ValueError('connect_mode must be one of %s' % (CONNECT_MODES,))
         self.dsn = dsn
+        self.connect_mode = connect_mode
         self.interval = interval
         self.duration = duration
         self.log_path = log
@@ -123,6 +206,10 @@ class Probe:
         self.hard_end = None
         self.counts = {'attempts': 0, 'acknowledged': 0, 'failed': 0}
         self.log = None
+        self.via = None  # blocking mode: host:port of the DSN entry libpq connected to
+        # Blocking mode: libpq's own connect_timeout (whole seconds; libpq treats 1 as 2), the
+        # bound of each host (address) of the list. A DSN's own connect_timeout wins.
+        self.libpq_connect_timeout = libpq_connect_timeout(dsn, connect_timeout)
 
     # -- signals ----------------------------------------------------------------------------
     def install_signals(self):
@@ -158,15 +245,18 @@ class Probe:
                     continue
                 raise psycopg2.OperationalError('socket error: %s' % exc)
 
-    def _connect(self, deadline, stop_at):
-        kwargs = dict(
-            async_=1,
-            connect_timeout=max(1, int(round(self.connect_timeout))),
-            keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=3,
-            application_name='pgha-probe',
-        )
+    def _conn_kwargs(self):
+        """libpq settings of both modes: dead peers are noticed by TCP, not only by our deadlines."""
+        kwargs = dict(keepalives=1, keepalives_idle=2, keepalives_interval=1, keepalives_count=3,
+                      application_name='pgha-probe')
         if psycopg2.__libpq_version__ >= 120000:
             kwargs['tcp_user_timeout'] = int(max(self.connect_timeout, 1) * 1000 * 2)
+        return kwargs
+
+    def _connect(self, deadline, stop_at):
+        if self.connect_mode == 'blocking':
+            return self._connect_blocking(deadline, stop_at)
+        kwargs = dict(self._conn_kwargs(), async_=1, connect_timeout=max(1, int(round(self.connect_timeout))))
         conn = psycopg2.connect(self.dsn, **kwargs)
         try:
             self._wait(conn, min(deadline, now() + self.connect_timeout), stop_at)
@@ -177,9 +267,121 @@ class Probe:
 
     def _execute(self, sql, params, deadline, stop_at):
         cur = self.conn.cursor()
+        if self.connect_mode == 'blocking':
+            self._in_thread(lambda: cur.execute(sql, params), deadline, stop_at, conn=self.conn)
+            return cur
         cur.execute(sql, params)
         self._wait(self.conn, deadline, stop_at)
         return cur
+
+    # -- blocking mode (libpq multi-host) ------------------------------------------------------
+    def _connect_blocking(self, deadline, stop_at):
+        """libpq's blocking connect, which walks a multi-host DSN with connect_timeout per host."""
+        kwargs = self._conn_kwargs()
+        if self.libpq_connect_timeout is not None:
+            kwargs['connect_timeout'] = self.libpq_connect_timeout
+
+        def connect():
+            conn = psycopg2.connect(self.dsn, **kwargs)
+            try:
+                # as in async mode (whose connections are always in autocommit): the probe sends
+                # its own BEGIN and COMMIT; psycopg2 must not open a transaction first
+                conn.autocommit = True
+            except Exception:
+                self._close(conn)
+                raise
+            return conn
+        conn = self._in_thread(connect, deadline, stop_at)
+        try:
+            self.via = '%s:%s' % (conn.info.host, conn.info.port)
+        except Exception:  # pragma: no cover - informational only
+            self.via = None
+        return conn
+
+    def _in_thread(self, fn, deadline, stop_at, conn=None):
+        """fn() (one blocking libpq call) in a worker thread, bounded by the attempt's deadline,
+        the run's hard end and signals; returns fn's result or raises its exception.
+
+        Python runs signal handlers in the main thread only, between bytecodes: a main thread
+        blocked inside libpq would not see SIGTERM until libpq returns. So the main thread
+        watches, the worker blocks. At the limit: a statement (conn given) is interrupted
+        (_interrupt); a connect is abandoned (libpq's connect_timeout per host ends it; a
+        connection that comes after all is closed by the worker). Then AttemptTimeout or
+        Stopped; an outcome that arrived before we looked counts, as in async mode."""
+        t = now()
+        if self.stop_reason or t >= stop_at:  # nothing started yet: nothing to interrupt
+            raise Stopped(self.stop_reason or 'duration reached')
+        if t >= deadline:
+            raise AttemptTimeout('no answer within %.1fs' % (deadline - self._attempt_t0))
+        fd = conn.fileno() if conn is not None else None  # taken now: the fd of a busy connection
+        box = {}
+        lock = threading.Lock()
+
+        def work():
+            try:
+                result, error = fn(), None
+            except BaseException as exc:  # handed to the main thread
+                result, error = None, exc
+            with lock:
+                box.update(done=True, result=result, error=error)
+                late = box.get('abandoned')
+            if late and conn is None and result is not None:
+                self._close(result)  # a connect that succeeded after the attempt gave up
+
+        worker = threading.Thread(target=work, name='probe-libpq', daemon=True)
+        worker.start()
+        while True:
+            worker.join(WATCH_STEP)
+            t = now()
+            if not worker.is_alive():
+                break
+            if self.stop_reason or t >= stop_at:
+                exc = Stopped(self.stop_reason or 'duration reached')
+            elif t >= deadline:
+                exc = AttemptTimeout('no answer within %.1fs' % (deadline - self._attempt_t0))
+            else:
+                continue
+            with lock:
+                if box.get('done'):  # it returned just now: take its outcome
+                    break
+                box['abandoned'] = True
+            if conn is None:
+                how = 'connect abandoned (libpq ends it within connect_timeout per host)'
+            else:
+                how = self._interrupt(conn, fd, worker)
+            raise type(exc)('%s; %s' % (exc, how))
+        if box['error'] is not None:
+            raise box['error']
+        return box['result']
+
+    def _interrupt(self, conn, fd, worker):
+        """Make the libpq call blocked on conn (in worker) return; give the connection up.
+
+        First a cancel request, from a forked child: psycopg2's conn.cancel() holds the GIL
+        while libpq's PQcancel connects to the server and waits for it to close the cancel
+        connection, with no timeout (a host that drops packets froze a test process for 134 s);
+        a child can be killed, and PQcancel is async-signal-safe, fit for a child forked from a
+        threaded process. If the call is still blocked CANCEL_GRACE later (a dead or frozen
+        peer ignores cancels), the socket is shut down under libpq: its recv returns at once.
+        The connection is closed only after the worker has returned: psycopg2 holds the
+        connection's lock during a blocking execute, so an earlier close() would block us."""
+        self.conn = None
+        child = _fork_cancel(conn)
+        worker.join(CANCEL_GRACE)
+        how = 'cancel requested' if child else 'no cancel (fork failed)'
+        if worker.is_alive():
+            how += ', still blocked %.1fs later: socket shut down' % CANCEL_GRACE
+            _shutdown_fd(fd)
+            worker.join(1.0)
+        else:
+            how += ', the call returned'
+        _reap(child)
+        if worker.is_alive():  # not seen in practice: leave the close to a thread of its own
+            threading.Thread(target=lambda: (worker.join(), self._close(conn)), daemon=True).start()
+            how += '; libpq still blocked, connection left to a closer thread'
+        else:
+            self._close(conn)
+        return how
 
     @staticmethod
     def _close(conn):
@@ -211,9 +413,13 @@ class Probe:
         stop_at = self.hard_end + self.grace
         rec = {'type': 'attempt', 'id': ident, 't_start': t_start, 'ok': False, 'phase': 'connect',
                'error_class': None, 'error': None, 'node': None}
+        if self.connect_mode == 'blocking':
+            rec['via'] = None
         try:
             if self.conn is None or self.conn.closed:
                 self.conn = self._connect(deadline, stop_at)
+            if self.connect_mode == 'blocking':
+                rec['via'] = self.via  # which entry of a multi-host DSN this connection reached
             if not self.table_ready:
                 rec['phase'] = 'ddl'
                 self.ensure_table(deadline, stop_at)
@@ -269,6 +475,9 @@ class Probe:
                      'interval': self.interval, 'duration': self.duration, 'pid': os.getpid(),
                      'attempt_timeout': self.attempt_timeout,
                      'connect_timeout': self.connect_timeout,
+                     'connect_mode': self.connect_mode,
+                     'libpq_connect_timeout': self.libpq_connect_timeout
+                     if self.connect_mode == 'blocking' else None,
                      'statement_timeout_ms': self.statement_timeout})
         ident = 0
         next_at = t0
@@ -607,7 +816,7 @@ def cmd_run(args):
             raise SystemExit('--daemon needs --pid-file')
         daemonize(args.pid_file, args.log + '.stderr')
     probe = Probe(args.dsn, args.interval, args.duration, args.log, args.connect_timeout,
-                  args.statement_timeout, args.attempt_timeout, args.run_id)
+                  args.statement_timeout, args.attempt_timeout, args.run_id, connect_mode=args.connect_mode)
     probe.install_signals()
     if args.pid_file and not args.daemon:
         with open(args.pid_file, 'w') as fh:
@@ -740,7 +949,13 @@ def build_parser():
     r.add_argument('--interval', type=float, default=0.05)
     r.add_argument('--duration', type=float, required=True, help='hard stop after this many seconds')
     r.add_argument('--log', required=True)
-    r.add_argument('--connect-timeout', type=float, default=2.0)
+    r.add_argument('--connect-timeout', type=float, default=2.0,
+                   help='async: bound of a connect; blocking: libpq connect_timeout per host (rounded up, '
+                        'at least 2; a connect_timeout in the DSN wins)')
+    r.add_argument('--connect-mode', choices=CONNECT_MODES, default='async',
+                   help="async: psycopg2 asynchronous connections (one host); blocking: libpq's blocking "
+                        "connect, which walks a multi-host DSN with connect_timeout per host; statements "
+                        "then run in a worker thread, cancelled and cut at --attempt-timeout")
     r.add_argument('--statement-timeout', type=int, default=0,
                    help='server-side statement_timeout in ms (SET LOCAL per transaction; 0 = off)')
     r.add_argument('--attempt-timeout', type=float, default=30.0,

@@ -7,9 +7,11 @@ For each trial (--trials N rounds; in each round every variant in turn, so varia
 the variant (timing profile and synchronous_mode) is applied (--apply-cmd), then for each case
 (crash, graceful, switchover; cut-replica: the link between the leader and a replica that
 confirms commits cut both ways for --cut-hold s; freeze-short / freeze-long: the leader's
-container frozen with docker pause for ttl/2 or ttl + 10 s) the write probe (bench/probe.py)
-writes every 50 ms through PgBouncer (lb1:6432, db app) while the fault happens, until the old
-leader (or the cut replica) is back as a streaming replica. Per trial: longest write gap,
+container frozen with docker pause for ttl/2 or ttl + 10 s; balancer-kill: the balancer holding
+the virtual IP killed, then started again) the write probe (bench/probe.py) writes every 50 ms
+through PgBouncer (port 6432, db app) at the balancers' virtual IP (keepalived; lb1 itself when
+the lab has none) while the fault happens, until the old leader (or the cut replica, or the
+killed balancer) is back. Per trial: longest write gap,
 failed attempts, acknowledged and lost (verify) writes. Also pgbench through PgBouncer vs
 directly to PostgreSQL with -C, and optionally the cold/warm site.yml converge times.
 
@@ -38,9 +40,10 @@ REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 import probe  # noqa: E402
 
-CASES = ('crash', 'graceful', 'switchover', 'cut-replica', 'freeze-short', 'freeze-long')
-# Faults after which the leader must still lead (it kept its majority); the others expect a new one.
-NO_FAILOVER_CASES = ('cut-replica', 'freeze-short')
+CASES = ('crash', 'graceful', 'switchover', 'cut-replica', 'freeze-short', 'freeze-long', 'balancer-kill')
+# Faults after which the leader must still lead (it kept its majority, or the fault was not on a
+# database host at all); the others expect a new one.
+NO_FAILOVER_CASES = ('cut-replica', 'freeze-short', 'balancer-kill')
 # --short (the Molecule stage that keeps the bench from rotting): every code path but the long freeze.
 SHORT_CASES = ('crash', 'graceful', 'switchover', 'cut-replica', 'freeze-short')
 # A variant is PROFILE or PROFILE/MODE: the timing profile and Patroni's synchronous_mode
@@ -51,6 +54,12 @@ DEFAULT_APPLY = ('ansible-playbook -i {inventory} site.yml -e pgha_timing_profil
 PLAYBOOK_SWITCHOVER = 'ansible-playbook -i {inventory} playbooks/switchover.yml -e pgha_switchover_candidate={candidate}'
 REPLICA_ROLES = ('replica', 'sync_standby', 'quorum_standby')
 REPLICA_STATES = ('running', 'streaming')  # Patroni 3.0.2 says running, 4.x streaming
+# Lab hosts: the bench needs these ...
+LAB_HOSTS = ('pg1', 'pg2', 'pg3', 'lb1')
+# ... and uses these when the lab has them (a second balancer, sharing the virtual IP with lb1).
+OPTIONAL_LAB_HOSTS = ('lb2',)
+BALANCERS = ('lb1', 'lb2')
+LAB_INTERFACE = 'eth0'  # the lab network's interface in every container (carries the virtual IP)
 
 
 class BenchError(Exception):
@@ -116,6 +125,57 @@ def resolve_var(gv, name, default, inventory, host='lb1'):
     return val
 
 
+def lab_virtual_ip(value, lb1_ip):
+    """The balancers' virtual IP from the inventory's keepalived_virtual_ip, None when it has none.
+
+    A literal address is taken as it is. A template (the lab's is "{{ ansible_default_ipv4.network
+    .split('.')[:3] | join('.') }}.20", resolved by Ansible from each balancer's facts, which the
+    bench does not gather) is rendered with lb1's address and its /24 network (the lab's subnet is
+    a /24) as ansible_default_ipv4; if that fails, the lab's convention: host .20 of lb1's /24."""
+    if not value:
+        return None
+    value = str(value).strip()
+    if '{{' not in value:
+        return value
+    prefix = '.'.join(lb1_ip.split('.')[:3])
+    try:
+        import jinja2  # comes with ansible-core
+        facts = {'address': lb1_ip, 'network': prefix + '.0', 'netmask': '255.255.255.0', 'prefix': '24'}
+        out = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(value).render(
+            ansible_default_ipv4=facts).strip()
+        if re.match(r'^\d{1,3}(\.\d{1,3}){3}$', out):
+            return out
+    except Exception:  # an Ansible-only filter or variable: fall back to the convention
+        pass
+    return prefix + '.20'
+
+
+def ipv4_addresses(ip_output):
+    """The IPv4 addresses in the output of `ip -4 -o addr show` (one line per address)."""
+    return re.findall(r'\binet (\d+\.\d+\.\d+\.\d+)/\d+', ip_output or '')
+
+
+def keepalived_state(data, instance):
+    """The state (MASTER, BACKUP, FAULT, ...) of VRRP instance `instance` in keepalived's dump
+    /tmp/keepalived.data (written on SIGUSR1), None when the instance is not in it. The instance's
+    block starts with " VRRP Instance = NAME" and names its state in "   State = X" (not
+    "Wantstate"); a later instance or section ("------< ... >------") ends it."""
+    inside = False
+    for line in (data or '').splitlines():
+        m = re.match(r'\s*VRRP Instance = (\S+)\s*$', line)
+        if m:
+            inside = m.group(1) == instance
+            continue
+        if line.startswith('------<'):
+            inside = False
+            continue
+        if inside:
+            m = re.match(r'\s*State = (\S+)', line)
+            if m:
+                return m.group(1)
+    return None
+
+
 # ----------------------------------------------------------------------------------------------
 # the lab
 
@@ -137,15 +197,56 @@ class Lab:
         return '%s-%s' % (self.name, host) if self.name else host
 
     def refresh_ips(self):
-        for host in ('pg1', 'pg2', 'pg3', 'lb1'):
+        for host in LAB_HOSTS + OPTIONAL_LAB_HOSTS:
             res = sh(['docker', 'inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
                       self.container(host)], timeout=20, check=False)
             ip = res.stdout.split()[0] if res.returncode == 0 and res.stdout.split() else None
             if ip:
                 self.ips[host] = ip
-        missing = [h for h in ('pg1', 'pg2', 'pg3', 'lb1') if h not in self.ips]
+        missing = [h for h in LAB_HOSTS if h not in self.ips]
         if missing:
             raise BenchError('lab %s: no container/address for %s (is the lab up? make lab)' % (self.name, missing))
+
+    def balancers(self):
+        """lb1, and lb2 when the lab has it."""
+        return [h for h in BALANCERS if h in self.ips]
+
+    def vip_holders(self, vip, hosts=None):
+        """The balancers (of hosts, default all) whose lab interface carries vip. A balancer that
+        does not answer (killed, stopped) holds nothing."""
+        out = []
+        for host in hosts or self.balancers():
+            res = self.exec(host, ['ip', '-4', '-o', 'addr', 'show', 'dev', LAB_INTERFACE], timeout=10, check=False)
+            if res.returncode == 0 and vip in ipv4_addresses(res.stdout):
+                out.append(host)
+        return out
+
+    def keepalived_state(self, host, instance):
+        """keepalived's state of instance on host (None when unknown): SIGUSR1 makes keepalived
+        dump its state to /tmp/keepalived.data (removed first, so that an old dump is not read)."""
+        script = ('rm -f /tmp/keepalived.data && systemctl kill --signal=USR1 --kill-whom=main keepalived '
+                  '&& sleep 0.3 && cat /tmp/keepalived.data')
+        res = self.exec(host, ['sh', '-c', script], timeout=15, check=False)
+        return keepalived_state(res.stdout, instance) if res.returncode == 0 else None
+
+    def wait_systemd(self, host, timeout):
+        """Bounded: systemd in host's container has finished booting (running, or degraded: a
+        unit failed, which the next waits judge). Retried while systemd is not up to answer."""
+        t0 = time.time()
+        state = None
+        while time.time() - t0 < timeout:
+            left = timeout - (time.time() - t0)
+            try:
+                res = self.exec(host, ['systemctl', 'is-system-running', '--wait'], timeout=max(5, min(left, 60)),
+                                check=False)
+                words = (res.stdout or '').split()
+                state = words[-1] if words else (res.stderr or '').strip()[:100]
+            except BenchError as exc:  # the exec timed out
+                state = str(exc)
+            if state in ('running', 'degraded'):
+                return state
+            time.sleep(1)
+        raise BenchError('timed out after %ss waiting for systemd on %s; last answer: %s' % (timeout, host, state))
 
     def host_of_ip(self, ip):
         for h, a in self.ips.items():
@@ -259,11 +360,12 @@ class Lab:
 # probe handling
 
 class ProbeProc:
-    def __init__(self, dsn, logfile, duration, interval=0.05, attempt_timeout=15.0):
+    def __init__(self, dsn, logfile, duration, interval=0.05, attempt_timeout=15.0, connect_mode='async'):
         self.logfile = logfile
         self.proc = subprocess.Popen(
             [sys.executable, os.path.join(HERE, 'probe.py'), 'run', '--dsn', dsn, '--interval', str(interval),
-             '--duration', str(duration), '--log', logfile, '--attempt-timeout', str(attempt_timeout)],
+             '--duration', str(duration), '--log', logfile, '--attempt-timeout', str(attempt_timeout),
+             '--connect-mode', connect_mode],
             stdout=open(logfile + '.out', 'w'), stderr=subprocess.STDOUT)
 
     def wait_acks(self, n, timeout):
@@ -314,6 +416,14 @@ class Bench:
         rest_user = resolve_var(gv, 'patroni_restapi_username', '', self.inventory)
         rest_pw = resolve_var(gv, 'patroni_restapi_password', '', self.inventory)
         self.app = {'user': user, 'db': db, 'password': pw}
+        # The balancers' virtual IP as the inventory names it (often a template; see virtual_ip)
+        # and keepalived's VRRP instance (balancer-kill reads its state).
+        self.vip_setting = gv.get('keepalived_virtual_ip')
+        instance = gv.get('keepalived_instance_name', 'pgha')
+        self.keepalived_instance = instance if isinstance(instance, str) and '{{' not in instance else 'pgha'
+        self._vip = None
+        self._vip_known = False
+        self.events = None  # the current trial's events file (mark)
         # libpq reads the password from the environment: it never appears in a command line (ps)
         # of the probe or pgbench, which inherit it.
         os.environ['PGPASSWORD'] = pw
@@ -341,13 +451,39 @@ class Bench:
         }
         self.deadline = time.time() + args.max_time
 
+    def virtual_ip(self):
+        """The balancers' virtual IP, None when the lab has none (--vip: auto, none or an address).
+
+        auto: keepalived_virtual_ip of the inventory (see lab_virtual_ip), provided a balancer
+        holds it now; a lab whose keepalived is not deployed yet keeps the bench on lb1."""
+        if not self._vip_known:
+            a = self.args
+            if a.vip == 'none':
+                vip = None
+            elif a.vip != 'auto':
+                vip = a.vip
+            else:
+                vip = lab_virtual_ip(self.vip_setting, self.lab.ips['lb1'])
+                if vip and not self.lab.vip_holders(vip):
+                    log('no balancer holds the virtual IP %s of the inventory (keepalived not deployed?): '
+                        'the probe writes through lb1' % vip)
+                    vip = None
+            self._vip, self._vip_known = vip, True
+        return self._vip
+
     @property
     def dsn(self):
-        """The probe's write DSN: PgBouncer on lb1, database app (the leader via HAProxy)."""
+        """The probe's write DSN: PgBouncer, database app (the leader via HAProxy), at the
+        balancers' virtual IP (whichever balancer holds it), or at lb1 when there is none."""
         if self.args.dsn:
             return self.args.dsn
         return "host=%s port=%d dbname=%s user=%s connect_timeout=2" % (
-            self.lab.ips['lb1'], self.args.pgbouncer_port, self.app['db'], self.app['user'])
+            self.virtual_ip() or self.lab.ips['lb1'], self.args.pgbouncer_port, self.app['db'], self.app['user'])
+
+    def mark(self, name, phase):
+        """An event in the current trial's events file (a window of the probe report)."""
+        if self.events:
+            probe.append_jsonl(self.events, {'t': time.time(), 'name': name, 'phase': phase})
 
     # -- restore --------------------------------------------------------------------------------
     def push_restore(self, desc, fn):
@@ -434,6 +570,13 @@ class Bench:
         host = leader['lab_host']
         cont = self.lab.container(host)
         a = self.args
+        if case == 'balancer-kill':
+            self.balancer_kill(ts)
+            # not a database fault: whoever leads now must be the leader from before (the trial
+            # counts a change as an unexpected failover)
+            ts['new_leader_name'] = self.lab.wait('a leader', lambda c: next(iter(self.lab.leaders(c)), None),
+                                                  a.failover_timeout)[0]['name']
+            return
         if case == 'cut-replica':
             # One link: the leader and a replica that confirms commits (the synchronous standby
             # with synchronous_mode on, a quorum member with quorum) cannot reach each other.
@@ -514,6 +657,82 @@ class Bench:
         self.lab.wait('%s back as a streaming replica' % leader['name'], self.rejoined(leader), a.rejoin_timeout)
         ts['rejoined'] = time.time()
 
+    @staticmethod
+    def wait_for(what, fn, timeout, interval=0.5):
+        """Poll fn() until it returns something truthy; bounded."""
+        t0 = time.time()
+        last = None
+        while time.time() - t0 < timeout:
+            try:
+                val = fn()
+                if val:
+                    return val
+            except BenchError as exc:
+                last = exc
+            time.sleep(interval)
+        raise BenchError('timed out after %ss waiting for %s%s'
+                         % (timeout, what, '; last error: %s' % last if last else ''))
+
+    def balancer_kill(self, ts):
+        """docker kill the balancer holding the virtual IP; the other takes it over and writes resume;
+        docker start the killed one, and wait until it is a keepalived BACKUP again. The address must
+        stay where it is (nopreempt). Fills ts, and ts['info'] with what the trial records."""
+        a = self.args
+        vip = self.virtual_ip()
+        if not vip:
+            raise BenchError('balancer-kill needs the balancers\' virtual IP (lb2 and keepalived deployed, or --vip)')
+        if len(self.lab.balancers()) < 2:
+            raise BenchError('balancer-kill needs two balancers; lab %s has %s' % (self.args.lab_name,
+                                                                                 self.lab.balancers()))
+        inst = self.keepalived_instance
+
+        def settled():
+            # exactly one holder, every other balancer a BACKUP ready to take over
+            holders = self.lab.vip_holders(vip)
+            if len(holders) != 1:
+                return None
+            others = [b for b in self.lab.balancers() if b != holders[0]]
+            return holders[0] if others and all(self.lab.keepalived_state(b, inst) == 'BACKUP' for b in others) \
+                else None
+        victim = self.wait_for('one balancer holding %s and the other(s) BACKUP' % vip, settled, a.settle_timeout)
+        others = [b for b in self.lab.balancers() if b != victim]
+        info = ts['info'] = {'killed_balancer': victim}
+        cont = self.lab.container(victim)
+        desc = 'docker start %s' % cont
+        self.push_restore(desc, lambda: self.lab.docker('start', cont, timeout=60))
+        self.lab.docker('kill', cont, timeout=30)
+        ts['fault_done'] = time.time()
+        # VRRP: a backup takes over after 3 missed adverts + skew (about 1 s with advert_int 0.3)
+        info['vip_taken_by'] = self.wait_for('%s on %s' % (vip, ' or '.join(others)),
+                                             lambda: (self.lab.vip_holders(vip, others) or [None])[0],
+                                             a.failover_timeout, interval=0.2)
+        ts['vip_moved'] = time.time()
+        self.wait_writes(ts)
+        # the restart window: container start, boot, keepalived's health check passing (FAULT ->
+        # BACKUP); a returning balancer that took the address back would cut the clients again
+        self.mark('balancer-restart', 'start')
+        ts['recover_start'] = time.time()
+        self.lab.docker('start', cont, timeout=60)
+        self.pop_restore(desc)
+        info['systemd_state'] = self.lab.wait_systemd(victim, a.rejoin_timeout)
+        ts['restarted'] = time.time()
+
+        def vrrp_state():  # FAULT (and None: no dump yet) until its health check passes
+            st = self.lab.keepalived_state(victim, inst)
+            return st if st in ('BACKUP', 'MASTER') else None
+        info['keepalived_state'] = self.wait_for('keepalived on %s in BACKUP or MASTER' % victim, vrrp_state,
+                                                 a.rejoin_timeout, interval=1.0)
+        ts['rejoined'] = time.time()
+        # a preempting balancer takes the address at its first advert as BACKUP: give it some
+        time.sleep(2.0)
+        holders = self.lab.vip_holders(vip)
+        info['vip_holder_after'] = ','.join(holders) or None
+        info['vip_moved_back'] = victim in holders
+        self.mark('balancer-restart', 'end')
+        if info['keepalived_state'] != 'BACKUP' or holders != [info['vip_taken_by']]:
+            raise BenchError('after the restart of %s: keepalived %s, %s held by %s (expected BACKUP, %s only)'
+                             % (victim, info['keepalived_state'], vip, holders or 'none', info['vip_taken_by']))
+
     def sync_settled_cluster(self, timeout=30):
         """The cluster once Patroni has named a synchronous standby. After a leader change that takes
         up to loop_wait, and until then synchronous_mode lets no replica take over. A cluster that
@@ -573,13 +792,15 @@ class Bench:
         rec = {'case': case, 'profile': profile, 'trial': idx, 'log': os.path.relpath(logfile, REPO),
                'events': os.path.relpath(events, REPO), 'patroni_config': patroni_config, 'error': None}
         ts = {}
+        self.events = events
         log('--- %s: %s, profile %s, trial %d' % (name, case, profile, idx))
         try:
             cl = self.lab.wait_healthy(a.settle_timeout)
             leader = self.lab.leaders(cl)[0]
             rec['old_leader'] = leader['name']
             rec['etcd_leader'] = self.lab.etcd_leader()
-            self.probe = ProbeProc(self.dsn, logfile, a.probe_max, a.interval, a.attempt_timeout)
+            self.probe = ProbeProc(self.dsn, logfile, a.probe_max, a.interval, a.attempt_timeout,
+                                   a.probe_connect_mode)
             self.probe.wait_acks(20, 60)
             time.sleep(a.pre)
             probe.append_jsonl(events, {'t': time.time(), 'name': case, 'phase': 'start', 'note': leader['name']})
@@ -599,6 +820,7 @@ class Bench:
         rec['new_leader'] = ts.pop('new_leader_name', None)
         rec['cut_member'] = ts.pop('cut_member', None)
         rec['hold_s'] = ts.pop('hold', None)
+        rec.update(ts.pop('info', {}))
         rec['failover'] = None if rec['new_leader'] is None else rec['new_leader'] != rec.get('old_leader')
         if case in NO_FAILOVER_CASES and rec['failover']:
             rec['error'] = (rec['error'] or '') + ' unexpected failover: %s -> %s' % (rec.get('old_leader'),
@@ -613,7 +835,11 @@ class Bench:
             rec[k] = src.get(k)
         rec['overall_acknowledged'] = rep['overall']['acknowledged']
         rec['overall_failed'] = rep['overall']['failed']
-        for k in ('new_leader', 'writes_resumed', 'rejoined'):
+        restart = next((w for w in rep['windows'] if w['name'] == 'balancer-restart'), None)
+        if restart:  # balancer-kill: the killed balancer's return, apart from the takeover
+            rec['restart_gap'] = restart['longest_gap']
+            rec['restart_failed'] = restart['failed']
+        for k in ('new_leader', 'vip_moved', 'writes_resumed', 'rejoined'):
             if k in ts and 'fault_start' in ts:
                 rec['%s_after_s' % k] = round(ts[k] - ts['fault_start'], 3)
         # lost acknowledged writes, read from the leader through the write path
@@ -736,6 +962,11 @@ echo "$pb"
                     'lost_total': sum(t.get('lost') or 0 for t in ts),
                     'failovers': sum(1 for t in ts if t.get('failover')),
                 }
+                # balancer-kill: the killed balancer's return (boot, keepalived BACKUP) on its own
+                rg = [t['restart_gap'] for t in ts if t.get('restart_gap') is not None]
+                if rg or any('vip_moved_back' in t for t in ts):
+                    out[case][prof]['restart_gap_max'] = max(rg) if rg else None
+                    out[case][prof]['vip_moved_back'] = sum(1 for t in ts if t.get('vip_moved_back'))
                 # The faulted host also led etcd: an etcd election and a full lease renewal come first.
                 co = [t['longest_gap'] for t in ts if t['longest_gap'] is not None and not t['error']
                       and t.get('etcd_leader') and t.get('etcd_leader') == t.get('old_leader')]
@@ -753,7 +984,7 @@ echo "$pb"
 
     def table(self):
         s = self.summary()
-        head = '%-12s %-12s %3s %8s %8s %8s %8s %8s %8s %8s %6s %4s %4s' % (
+        head = '%-13s %-12s %3s %8s %8s %8s %8s %8s %8s %8s %6s %4s %4s' % (
             'case', 'profile', 'n', 'gap_min', 'gap_med', 'gap_p95', 'gap_max', 'fail_med', 'fail_max', 'stall',
             'lost', 'err', 'fo')
         lines = [head, '-' * len(head)]
@@ -761,10 +992,13 @@ echo "$pb"
             for prof, v in profs.items():
                 if prof == 'ratio_default_to_reference':
                     continue
-                lines.append('%-12s %-12s %3d %8s %8s %8s %8s %8s %8s %8s %6d %4d %4d' % (
+                lines.append('%-13s %-12s %3d %8s %8s %8s %8s %8s %8s %8s %6d %4d %4d' % (
                     case, prof, v['n'], _r(v['gap_min']), _r(v['gap_median']), _r(v['gap_p95']), _r(v['gap_max']),
                     _r(v['failed_median'], 1), _r(v['failed_max'], 0), _r(v['stall_max']), v['lost_total'],
                     v['errors'], v['failovers']))
+                if 'restart_gap_max' in v:
+                    lines.append('%-13s %-12s     restart of the killed balancer: longest gap %s s; VIP moved back '
+                                 'in %d trial(s)' % ('', '', _r(v['restart_gap_max']), v['vip_moved_back']))
                 if v.get('n_etcd_leader_faulted'):
                     lines.append('%-11s %-10s %3d of them with the etcd leader on the faulted host: median gap %s' % (
                         '', '', v['n_etcd_leader_faulted'], _r(v['gap_median_etcd_leader_faulted'])))
@@ -773,7 +1007,7 @@ echo "$pb"
                     case, '', profs['ratio_default_to_reference']))
         lines.append('gap: longest time between two acknowledged writes through PgBouncer (s); fail: failed '
                      'attempts per trial; stall: longest single attempt (s); lost: acknowledged writes missing; '
-                     'fo: trials in which another member took over')
+                     'fo: trials in which another member took over; balancer-kill: gap over kill and restart')
         pb = self.results.get('pgbench')
         if pb and pb.get('pgbouncer') and pb.get('direct'):
             lines.append('pgbench -C %s: pgbouncer %s tps, direct %s tps, ratio %s' % (
@@ -816,6 +1050,14 @@ echo "$pb"
             self.converge()
         self.lab.wait_healthy(a.settle_timeout)
         self.results['patroni_config_before'] = self.lab.config()
+        self.results['vip'] = self.virtual_ip()
+        self.results['probe_dsn'] = probe.mask_dsn(self.dsn)
+        self.results['probe_connect_mode'] = a.probe_connect_mode
+        log('the probe writes through %s (%s connect)' % (self.results['probe_dsn'], a.probe_connect_mode))
+        if a.cases_default and not self.results['vip'] and 'balancer-kill' in a.cases:
+            log('no virtual IP in this lab: balancer-kill left out of the default cases')
+            a.cases = [c for c in a.cases if c != 'balancer-kill']
+            self.results['cases'] = a.cases
         for idx in range(1, a.trials + 1):
             for prof in a.profiles:
                 if time.time() > self.deadline:
@@ -915,8 +1157,14 @@ def parse_args(argv=None):
                         "'rest' (POST /switchover to the leader's Patroni REST API) or a command with "
                         "placeholders {leader} {candidate} (Patroni member names), {leader_host} "
                         "{candidate_host} (inventory hosts), {leader_ip} {candidate_ip}, {lab}, {inventory}")
-    p.add_argument('--dsn', help='write DSN of the probe (default: lb1 PgBouncer, db/user/password from '
-                                 'the inventory)')
+    p.add_argument('--dsn', help='write DSN of the probe (default: PgBouncer at the virtual IP, or lb1 without '
+                                 'one; db/user/password from the inventory)')
+    p.add_argument('--vip', default='auto',
+                   help="the balancers' virtual IP: 'auto' (keepalived_virtual_ip of the inventory, if a balancer "
+                        "holds it), 'none' (lb1 only; no balancer-kill) or an address")
+    p.add_argument('--probe-connect-mode', choices=probe.CONNECT_MODES, default='async',
+                   help="the probe's --connect-mode; 'blocking' with a multi-host --dsn (libpq's failover between "
+                        "the balancers instead of the virtual IP)")
     p.add_argument('--ca-file', help='cluster CA certificate (default: ~/.pgha/pki/<patroni_scope>/ca.crt)')
     p.add_argument('--app-password', help='default: pgha_app_password from the inventory (or $PGHA_APP_PASSWORD)')
     p.add_argument('--pgbouncer-port', type=int, default=6432)
@@ -942,6 +1190,7 @@ def parse_args(argv=None):
     p.add_argument('--plot-window', type=float, default=75.0, help='seconds after the fault in the PNG')
     a = p.parse_args(argv)
     a.profiles = [x for x in a.profiles.split(',') if x]
+    a.cases_default = a.cases is None
     a.cases = [x for x in (a.cases or ','.join(SHORT_CASES if a.short else CASES)).split(',') if x]
     bad = [c for c in a.cases if c not in CASES]
     if bad:

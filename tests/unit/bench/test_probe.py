@@ -3,16 +3,25 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """bench/probe.py: the analysis functions on synthetic logs (pure, fast), the CLI glue, and
 `run` against a throwaway PostgreSQL when its binaries exist on this machine (skipped, and so
-not counted as passing, when they do not; the lab exercises `run` through PgBouncer)."""
+not counted as passing, when they do not; the lab exercises `run` through PgBouncer).
+
+`run --connect-mode blocking` also runs against local TCP servers that speak just enough of the
+PostgreSQL protocol to stall real libpq where a dead or frozen pooler would (FakePg): no mock of
+the probe's code, real sockets, real libpq."""
 
 import glob
 import json
 import os
+import re
+import select
 import shutil
+import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -269,6 +278,318 @@ def test_run_and_verify_against_real_postgres(throwaway_pg, tmp_path):
                         capture_output=True, text=True, timeout=20, check=False)
     assert rc.returncode == 1
     assert 'LOST 1' in rc.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# run --connect-mode blocking (libpq multi-host): bounded waits against stalling local servers
+
+SSL_REQUEST, GSSENC_REQUEST, CANCEL_REQUEST = 80877103, 80877104, 80877102
+
+
+def _pg_msg(kind, payload=b''):
+    return kind + struct.pack('!I', len(payload) + 4) + payload
+
+
+def _recv_exact(conn, n):
+    data = b''
+    while len(data) < n:
+        chunk = conn.recv(n - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+class FakePg:
+    """A TCP server on 127.0.0.1 speaking the first steps of the PostgreSQL protocol.
+
+    mode 'mute': refuses SSL/GSS encryption ('N'), reads the startup packet, never answers (a
+    pooler that stalls during the handshake). mode 'stall': completes the startup
+    (AuthenticationOk, BackendKeyData, ReadyForQuery), then reads queries and never answers; a
+    cancel request is read and neither answered nor closed (libpq's PQcancel waits for the close:
+    a frozen peer)."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.queries = 0
+        self.cancels = 0
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            if select.select([self.sock], [], [], 0.05)[0]:
+                try:
+                    conn = self.sock.accept()[0]
+                except OSError:
+                    return
+                self.conns.append(conn)
+                threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn):
+        try:
+            while True:
+                head = _recv_exact(conn, 8)
+                if head is None:
+                    return
+                length, code = struct.unpack('!II', head)
+                if length > 8 and _recv_exact(conn, length - 8) is None:
+                    return
+                if code in (SSL_REQUEST, GSSENC_REQUEST):
+                    conn.sendall(b'N')
+                    continue
+                if code == CANCEL_REQUEST:
+                    self.cancels += 1
+                    return  # kept open (self.conns) until close(): PQcancel waits
+                break
+            if self.mode == 'mute':
+                return
+            out = _pg_msg(b'R', struct.pack('!I', 0))
+            for key, val in (('client_encoding', 'UTF8'), ('DateStyle', 'ISO, MDY'), ('server_version', '17.0'),
+                             ('standard_conforming_strings', 'on'), ('integer_datetimes', 'on')):
+                out += _pg_msg(b'S', key.encode() + b'\0' + val.encode() + b'\0')
+            conn.sendall(out + _pg_msg(b'K', struct.pack('!II', 4242, 1234)) + _pg_msg(b'Z', b'I'))
+            while True:
+                head = _recv_exact(conn, 5)
+                if head is None or _recv_exact(conn, struct.unpack('!I', head[1:])[0] - 4) is None:
+                    return
+                if head[:1] == b'Q':
+                    self.queries += 1
+        except OSError:
+            return
+
+    def close(self):
+        self.closing = True
+        for conn in [self.sock] + self.conns:
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def fake_pg():
+    servers = []
+
+    def make(mode):
+        servers.append(FakePg(mode))
+        return servers[-1]
+    yield make
+    for srv in servers:
+        srv.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A port that accepts TCP (the kernel's queue) and never answers: a host that swallows
+    libpq's first packet. Nothing ever accepts."""
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    sock.listen(16)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def _refused_port():
+    return _free_port()  # bound, then closed: nothing listens, connections are refused
+
+
+def run_probe(tmp_path, dsn, *args, timeout=25, name='probe.log'):
+    """probe.py run as a process (what the bench runs); (records, wall seconds, process)."""
+    log = str(tmp_path / name)
+    t0 = time.time()
+    res = subprocess.run([sys.executable, PROBE_PATH, 'run', '--dsn', dsn, '--log', log] + list(args),
+                         capture_output=True, text=True, timeout=timeout, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return probe.read_jsonl(log), time.time() - t0, res
+
+
+def _attempts(records):
+    return probe.split_log(records)[1]
+
+
+def test_libpq_connect_timeout():
+    if probe.psycopg2 is None:
+        pytest.skip('NOT TESTED: psycopg2 missing')
+    # whole seconds, rounded up, at least 2 (libpq reads 1 as 2) ...
+    assert probe.libpq_connect_timeout('host=a', 0.5) == 2
+    assert probe.libpq_connect_timeout('host=a', 2.0) == 2
+    assert probe.libpq_connect_timeout('host=a', 2.2) == 3
+    # ... unless the DSN has its own
+    assert probe.libpq_connect_timeout('host=a,b connect_timeout=5', 2.0) is None
+    assert probe.libpq_connect_timeout('postgresql://u@a:1,b:2/app?connect_timeout=4', 2.0) is None
+    with pytest.raises(ValueError):
+        probe.Probe('host=a', 1, 1, '/dev/null', connect_mode='sync')
+
+
+def test_blocking_multihost_connect_is_bounded_by_libpq(tmp_path, silent_port):
+    """First host swallows packets, second refuses: libpq gives up host 1 after connect_timeout
+    (2 s) and fails at host 2; one failed attempt of about connect_timeout x hosts, no hang."""
+    if probe.psycopg2 is None:
+        pytest.skip('NOT TESTED: psycopg2 missing')
+    dsn = 'host=127.0.0.1,127.0.0.1 port=%d,%d dbname=app user=app' % (silent_port, _refused_port())
+    recs, wall, _res = run_probe(tmp_path, dsn, '--connect-mode', 'blocking', '--connect-timeout', '2',
+                                 '--attempt-timeout', '10', '--interval', '0.05', '--duration', '1.5')
+    start, attempts, end = probe.split_log(recs)
+    assert start['connect_mode'] == 'blocking' and start['libpq_connect_timeout'] == 2
+    assert end['reason'] == 'duration reached'
+    first = attempts[0]
+    assert first['ok'] is False and first['phase'] == 'connect'
+    assert first['error_class'] == 'OperationalError'  # libpq's own failure, not our deadline
+    assert 'timeout expired' in first['error'] or 'refused' in first['error']
+    assert 1.0 <= first['t_end'] - first['t_start'] <= 4.0  # connect_timeout (2 s) x 2 hosts at most
+    assert first['via'] is None
+    assert wall < 12
+
+
+def test_async_mode_logs_connect_mode(tmp_path, fake_pg):
+    if probe.psycopg2 is None:
+        pytest.skip('NOT TESTED: psycopg2 missing')
+    srv = fake_pg('mute')
+    recs, wall, _res = run_probe(tmp_path, 'host=127.0.0.1 port=%d dbname=app user=app' % srv.port,
+                                 '--connect-timeout', '0.5', '--duration', '0.6')
+    start, attempts, _end = probe.split_log(recs)
+    assert start['connect_mode'] == 'async' and start['libpq_connect_timeout'] is None
+    assert attempts and 'via' not in attempts[0]  # async records unchanged
+    assert attempts[0]['error_class'] == 'Timeout'
+
+
+def test_blocking_watchdog_abandons_a_connect_that_never_completes(tmp_path, fake_pg):
+    """The server reads the startup packet and never answers: libpq would wait connect_timeout
+    (2 s); the attempt is a Timeout at --attempt-timeout (0.5 s), logged like async mode's."""
+    if probe.psycopg2 is None:
+        pytest.skip('NOT TESTED: psycopg2 missing')
+    srv = fake_pg('mute')
+    recs, wall, _res = run_probe(tmp_path, 'host=127.0.0.1 port=%d dbname=app user=app' % srv.port,
+                                 '--connect-mode', 'blocking', '--attempt-timeout', '0.5', '--duration', '0.8')
+    attempts = _attempts(recs)
+    first = attempts[0]
+    assert (first['ok'], first['phase'], first['error_class']) == (False, 'connect', 'Timeout')
+    assert first['error'].startswith('no answer within 0.5s')
+    assert 0.45 <= first['t_end'] - first['t_start'] <= 1.2
+    assert all(a['error_class'] == 'Timeout' for a in attempts)
+    assert wall < 6
+
+
+def test_blocking_watchdog_cancels_then_shuts_the_socket(tmp_path, fake_pg):
+    """Startup completes, then no statement is ever answered and a cancel request neither: the
+    cancel (from a child process: psycopg2's conn.cancel() would hold the GIL while PQcancel
+    waits) does not help, the socket is shut down CANCEL_GRACE later; a Timeout within ~1 s."""
+    if probe.psycopg2 is None:
+        pytest.skip('NOT TESTED: psycopg2 missing')
+    srv = fake_pg('stall')
+    recs, wall, _res = run_probe(tmp_path, 'host=127.0.0.1 port=%d dbname=app user=app' % srv.port,
+                                 '--connect-mode', 'blocking', '--attempt-timeout', '0.5', '--duration', '1.0')
+    attempts = _attempts(recs)
+    first = attempts[0]
+    assert (first['ok'], first['phase'], first['error_class']) == (False, 'ddl', 'Timeout')
+    assert 'socket shut down' in first['error']
+    assert first['via'] == '127.0.0.1:%d' % srv.port
+    assert 0.45 <= first['t_end'] - first['t_start'] <= 1.5
+    assert srv.queries >= 1 and srv.cancels >= 1
+    # the next attempt reconnects (the stalled connection was dropped)
+    assert len(srv.conns) - srv.cancels >= 2
+    assert wall < 8
+
+
+def test_blocking_sigterm_stops_a_stalled_statement_at_once(tmp_path, fake_pg):
+    """The main thread never sits in libpq: SIGTERM ends a stalled statement within the watch
+    step, not at --attempt-timeout (30 s here)."""
+    if probe.psycopg2 is None:
+        pytest.skip('NOT TESTED: psycopg2 missing')
+    srv = fake_pg('stall')
+    log = str(tmp_path / 'probe.log')
+    proc = subprocess.Popen([sys.executable, PROBE_PATH, 'run', '--connect-mode', 'blocking', '--dsn',
+                             'host=127.0.0.1 port=%d dbname=app user=app' % srv.port, '--attempt-timeout', '30',
+                             '--duration', '60', '--log', log], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        end = time.time() + 10
+        while srv.queries < 1 and time.time() < end:
+            time.sleep(0.05)
+        assert srv.queries >= 1, 'the probe never sent its first statement'
+        time.sleep(0.2)
+        t0 = time.time()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+        assert time.time() - t0 < 2.5
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+    start, attempts, end_rec = probe.split_log(probe.read_jsonl(log))
+    assert end_rec['reason'] == 'signal %d' % signal.SIGTERM
+    assert attempts[-1]['error_class'] == 'Stopped' and attempts[-1]['cut'] is True
+
+
+def _pg_port(dsn):
+    return int(re.search(r'port=(\d+)', dsn).group(1))
+
+
+def test_blocking_multihost_run_against_real_postgres(throwaway_pg, tmp_path, silent_port):
+    """First host swallows packets, second is a real PostgreSQL: libpq moves on after
+    connect_timeout and the probe writes; the same DSN in async mode never gets past host 1."""
+    port = _pg_port(throwaway_pg)
+    dsn = 'host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres dbname=postgres target_session_attrs=read-write' % (
+        silent_port, port)
+    recs, wall, _res = run_probe(tmp_path, dsn, '--connect-mode', 'blocking', '--connect-timeout', '2',
+                                 '--interval', '0.02', '--duration', '3.5', '--attempt-timeout', '10')
+    start, attempts, end = probe.split_log(recs)
+    assert start['connect_mode'] == 'blocking'
+    rep = probe.analyze(recs)
+    assert rep['complete'] and rep['overall']['failed'] == 0 and rep['overall']['acknowledged'] > 10
+    first = attempts[0]
+    assert 1.0 <= first['t_end'] - first['t_start'] <= 4.0  # host 1's connect_timeout, then host 2
+    assert {a['via'] for a in attempts} == {'127.0.0.1:%d' % port}
+    assert {a['node'] for a in attempts} == {'127.0.0.1'}
+    present = probe.fetch_present(throwaway_pg, start['run_id'], wait=5)
+    assert probe.find_lost(recs, present)['lost'] == 0
+    # why the mode exists: asynchronous connections never leave the silent first host
+    recs, wall, _res = run_probe(tmp_path, dsn, '--connect-timeout', '1', '--duration', '1.5', name='async.log')
+    rep = probe.analyze(recs)
+    assert rep['overall']['acknowledged'] == 0 and rep['overall']['failed'] >= 1
+    assert set(rep['overall']['errors']) == {'Timeout/connect'}
+
+
+def test_blocking_cancel_ends_a_lock_wait_on_real_postgres(throwaway_pg, tmp_path):
+    """A real stall on a live server (INSERT waiting on a lock): the cancel request ends it
+    within CANCEL_GRACE (no socket shutdown needed); writes resume once the lock is gone and
+    nothing acknowledged is lost."""
+    import psycopg2
+    admin = psycopg2.connect(throwaway_pg, connect_timeout=5)
+    try:
+        with admin.cursor() as cur:
+            cur.execute(probe.TABLE_DDL)
+            admin.commit()
+            cur.execute('LOCK TABLE probe_writes IN ACCESS EXCLUSIVE MODE')  # held until rollback
+        log = str(tmp_path / 'probe.log')
+        proc = subprocess.Popen([sys.executable, PROBE_PATH, 'run', '--connect-mode', 'blocking', '--dsn', throwaway_pg,
+                                 '--attempt-timeout', '0.5', '--interval', '0.05', '--duration', '3', '--log', log],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.4)
+            admin.rollback()
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    finally:
+        admin.close()
+    recs = probe.read_jsonl(log)
+    attempts = _attempts(recs)
+    stalled = [a for a in attempts if a['error_class'] == 'Timeout']
+    assert stalled and all(a['phase'] == 'insert' for a in stalled)
+    assert any('cancel requested, the call returned' in a['error'] for a in stalled)
+    assert all(a['t_end'] - a['t_start'] < 1.5 for a in stalled)
+    assert attempts[-1]['ok'] is True
+    present = probe.fetch_present(throwaway_pg, probe.split_log(recs)[0]['run_id'], wait=5)
+    res = probe.find_lost(recs, present)
+    assert res['acknowledged'] > 5 and res['lost'] == 0
 
 
 # ---------------------------------------------------------------------------------------------
