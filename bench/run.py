@@ -682,8 +682,8 @@ class Bench:
         if not vip:
             raise BenchError('balancer-kill needs the balancers\' virtual IP (lb2 and keepalived deployed, or --vip)')
         if len(self.lab.balancers()) < 2:
-            raise BenchError('balancer-kill needs two balancers; lab %s has %s' % (self.args.lab_name,
-                                                                                 self.lab.balancers()))
+            raise BenchError('balancer-kill needs two balancers; lab %s has %s'
+                             % (self.args.lab_name, self.lab.balancers()))
         inst = self.keepalived_instance
 
         def settled():

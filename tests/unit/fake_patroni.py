@@ -13,27 +13,12 @@ import base64
 import copy
 import datetime
 import json
-import socketserver
 import ssl
-import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):
-        # A client that gives up mid-request (timeout tests, a refused TLS handshake) is expected;
-        # anything else is printed as usual.
-        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
-            super().handle_error(request, client_address)
-
-    def server_bind(self):
-        # HTTPServer.server_bind() resolves the host name with getfqdn(), which can be slow; not needed here
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+from ansible_collections.pgha.cluster.tests.unit.utils import LocalHTTPServer
 
 
 class Member(object):
@@ -108,7 +93,7 @@ class FakePatroni(object):
             cluster = fake
             member = m
 
-        server = _Server(('127.0.0.1', m.port or 0), Handler)
+        server = LocalHTTPServer(('127.0.0.1', m.port or 0), Handler)
         if self.tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(*self.tls)

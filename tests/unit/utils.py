@@ -12,6 +12,10 @@ import ipaddress
 import json
 import os
 import socket
+import socketserver
+import ssl
+import sys
+from http.server import ThreadingHTTPServer
 
 import pytest
 
@@ -120,3 +124,18 @@ def write_pem(path, obj):
         data = obj.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     path.write_bytes(data)
     return str(path)
+
+
+class LocalHTTPServer(ThreadingHTTPServer):
+    """http.server for tests on 127.0.0.1: no host name lookup on bind, and a client that gives up
+    mid-request (timeout tests, a refused TLS handshake) is expected, not printed."""
+    daemon_threads = True
+
+    def server_bind(self):
+        # HTTPServer.server_bind() resolves the host name with getfqdn(), which can be slow
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, ssl.SSLError)):
+            super().handle_error(request, client_address)

@@ -16,16 +16,15 @@ import os
 import shutil
 import socket
 import socketserver
-import sys
 import tempfile
 import threading
 import time
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ansible_collections.pgha.cluster.tests.unit.utils import load_script
+from ansible_collections.pgha.cluster.tests.unit.utils import LocalHTTPServer, load_script
 
 check_script = load_script('roles/keepalived/files/pgha-balancer-check.py', 'pgha_balancer_check')
 
@@ -250,19 +249,6 @@ def haproxy(sockdir):
 # ---------------------------------------------------------------------------------------------
 # a peer's HAProxy stats page: http.server on 127.0.0.1
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self):
-        # HTTPServer.server_bind() resolves the host name with getfqdn(), which can be slow
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up
-            super().handle_error(request, client_address)
-
-
 class StatsPage(object):
     """HAProxy's stats page: "/;csv" answers self.csv to the right basic-auth credentials, 401
     (with HAProxy's WWW-Authenticate) to none or wrong ones, 404 elsewhere. Every request line
@@ -297,7 +283,7 @@ class StatsPage(object):
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.server = _HTTPServer(('127.0.0.1', 0), Handler)
+        self.server = LocalHTTPServer(('127.0.0.1', 0), Handler)
         self.url = 'http://127.0.0.1:%d/;csv' % self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, kwargs={'poll_interval': 0.02}, daemon=True).start()
 

@@ -14,17 +14,16 @@ import argparse
 import base64
 import json
 import socket
-import socketserver
 import ssl
 import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ansible_collections.pgha.cluster.tests.unit.utils import load_script, make_ca, make_leaf, write_pem
+from ansible_collections.pgha.cluster.tests.unit.utils import LocalHTTPServer, load_script, make_ca, make_leaf, write_pem
 
 watch = load_script('roles/patroni/files/pgha-leader-watch.py', 'pgha_leader_watch')
 
@@ -48,21 +47,8 @@ def dec(text):
     return base64.b64decode(text).decode()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self):
-        # HTTPServer.server_bind() resolves the host name with getfqdn(), which can be slow
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def handle_error(self, request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up
-            super().handle_error(request, client_address)
-
-
 def _serve(handler):
-    server = _Server(('127.0.0.1', 0), handler)
+    server = LocalHTTPServer(('127.0.0.1', 0), handler)
     threading.Thread(target=server.serve_forever, kwargs={'poll_interval': 0.02}, daemon=True).start()
     return server
 
