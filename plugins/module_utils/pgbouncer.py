@@ -23,18 +23,43 @@ def pgbouncer_argument_spec():
         login_password=dict(type='str', no_log=True),
         login_db=dict(type='str', default='pgbouncer'),
         connect_timeout=dict(type='int', default=10),
+        ssl_mode=dict(type='str', default='prefer',
+                      choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
+        ca_cert=dict(type='path', aliases=['ssl_rootcert']),
+        ssl_cert=dict(type='path'),
+        ssl_key=dict(type='path'),
     )
+
+
+# Option of pgbouncer_argument_spec() -> libpq keyword.
+SSL_KEYWORDS = (('ssl_mode', 'sslmode'), ('ca_cert', 'sslrootcert'), ('ssl_cert', 'sslcert'), ('ssl_key', 'sslkey'))
+
+
+def connect_kwargs(host, port, user, password=None, dbname='pgbouncer', connect_timeout=10, sslmode=None,
+                   sslrootcert=None, sslcert=None, sslkey=None):
+    """libpq keywords for the admin console (TLS: sslmode, sslrootcert, sslcert, sslkey)."""
+    kwargs = dict(host=host, port=port, user=user, dbname=dbname, connect_timeout=connect_timeout)
+    if password:
+        kwargs['password'] = password
+    for key, value in (('sslmode', sslmode), ('sslrootcert', sslrootcert), ('sslcert', sslcert), ('sslkey', sslkey)):
+        if value:
+            kwargs[key] = value
+    return kwargs
+
+
+def connect_raw(kwargs):
+    """An autocommit connection from libpq keywords (see connect_kwargs)."""
+    conn = psycopg2.connect(**kwargs)
+    conn.autocommit = True
+    return conn
 
 
 def connect(params):
     """Open an autocommit connection to the admin console (PgBouncer has no transactions there)."""
-    kwargs = dict(host=params['login_host'], port=params['login_port'], user=params['login_user'],
-                  dbname=params['login_db'], connect_timeout=params['connect_timeout'])
-    if params.get('login_password'):
-        kwargs['password'] = params['login_password']
-    conn = psycopg2.connect(**kwargs)
-    conn.autocommit = True
-    return conn
+    kwargs = connect_kwargs(params['login_host'], params['login_port'], params['login_user'],
+                            params.get('login_password'), params['login_db'], params['connect_timeout'],
+                            **dict((kw, params.get(opt)) for opt, kw in SSL_KEYWORDS))
+    return connect_raw(kwargs)
 
 
 def run(conn, sql):

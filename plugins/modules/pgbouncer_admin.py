@@ -38,6 +38,23 @@ options:
     description: Connection timeout in seconds.
     type: int
     default: 10
+  ssl_mode:
+    description:
+      - libpq C(sslmode) of the connection to the admin console. V(verify-ca) or V(verify-full) with O(ca_cert)
+        verify PgBouncer's certificate (the C(pgbouncer) role serves the cluster CA's with C(client_tls_sslmode)).
+    type: str
+    default: prefer
+    choices: [disable, allow, prefer, require, verify-ca, verify-full]
+  ca_cert:
+    description: PEM file of the CA that signed PgBouncer's certificate (libpq C(sslrootcert)).
+    type: path
+    aliases: [ssl_rootcert]
+  ssl_cert:
+    description: Client certificate (libpq C(sslcert)), when PgBouncer asks for one.
+    type: path
+  ssl_key:
+    description: Private key of O(ssl_cert) (libpq C(sslkey)).
+    type: path
   command:
     description: Admin console command to run.
     type: str

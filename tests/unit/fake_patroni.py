@@ -61,6 +61,7 @@ class FakePatroni(object):
             self.config['synchronous_mode'] = True
             self.sync_standby = [n for n in names if n != leader][0]
         self.requests = []          # (member, method, path, body)
+        self.request_times = []     # (time.monotonic(), member, method, path)
         self.overrides = {}         # (method, path) -> (status, body) for the next request
         self.timers = []
         for m in self.members.values():
@@ -287,6 +288,7 @@ class PatroniHandler(BaseHTTPRequestHandler):
         path = self.path.split('?')[0].rstrip('/') or '/'
         body = self._body() if method in ('POST', 'PATCH', 'PUT') else None
         self.cluster.requests.append((self.member.name, method, path, body))
+        self.cluster.request_times.append((time.monotonic(), self.member.name, method, path))
         if self._faults(method, path):
             return
         handler = getattr(self, 'h_%s_%s' % (method, path.strip('/').replace('/', '_') or 'root'), None)
