@@ -177,7 +177,7 @@ notes:
   - "The watchdog's limits - it runs on the host of the module (the controller with C(delegate_to: localhost)): when
     that whole machine crashes or loses its network, nothing resumes the PgBouncers (run C(RESUME) on their admin
     consoles by hand). It also cannot help when the PgBouncers cannot be reached from that host."
-  - Timings - the result's O(phases) tells where the stall went; C(stall_s) is the time clients waited.
+  - Timings - the result's RV(phases) tells where the stall went; C(stall_s) is the time clients waited.
 requirements:
   - psycopg2
 attributes:

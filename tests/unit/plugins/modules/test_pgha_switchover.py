@@ -78,8 +78,9 @@ def test_happy_path_order_and_phases(stack):
     for h in haproxies:
         assert h.up('postgres_write') == ['pg2']
         assert h.backends['postgres_read']['pg2']['status'] == 'DOWN'
-        assert {(a[1], a[2], a[4]) for a in h.actions} == {('postgres_write', 'pg2', 'up'), ('postgres_write', 'pg1', 'down'),
-                                                          ('postgres_write', 'pg3', 'down'), ('postgres_read', 'pg2', 'down')}
+        expected = {('postgres_write', 'pg2', 'up'), ('postgres_write', 'pg1', 'down'),
+                    ('postgres_write', 'pg3', 'down'), ('postgres_read', 'pg2', 'down')}
+        assert {(a[1], a[2], a[4]) for a in h.actions} == expected
     ph = r['phases']
     assert all(isinstance(ph[k], float) for k in ('pause_s', 'switchover_s', 'routing_s', 'resume_s', 'stall_s'))
     assert ph['stall_s'] >= ph['pause_s'] + ph['switchover_s'] + ph['routing_s'] + ph['resume_s'] - 0.05
