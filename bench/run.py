@@ -94,6 +94,44 @@ def sh(cmd, timeout, check=True, capture=True, env=None, cwd=REPO, out=None):
     return res
 
 
+def find_phases(node):
+    """The first ``phases`` dict (pgha_switchover's result) anywhere in a JSON callback's output."""
+    if isinstance(node, dict):
+        if isinstance(node.get('phases'), dict) and 'stall_s' in node['phases']:
+            return node['phases']
+        node = list(node.values())
+    if isinstance(node, list):
+        for item in node:
+            found = find_phases(item)
+            if found:
+                return found
+    return None
+
+
+def run_switchover_cmd(cmd, timeout, out):
+    """Run a switchover command; an ansible-playbook one with the JSON stdout callback, so that the
+    module's phase breakdown (pause, Patroni, HAProxy, resume, stall) can be read from its result.
+    Returns (CompletedProcess, phases or None); stdout goes to out + '.json', stderr to out."""
+    env = dict(os.environ)
+    playbook = os.path.basename(cmd[0]) == 'ansible-playbook'
+    if playbook:
+        env['ANSIBLE_STDOUT_CALLBACK'] = 'ansible.posix.json'
+    try:
+        with open(out + '.json', 'w') as so, open(out, 'a') as se:
+            res = subprocess.run(cmd, stdout=so, stderr=se, text=True, timeout=timeout, check=False, env=env,
+                                 cwd=REPO)
+    except subprocess.TimeoutExpired:
+        raise BenchError('timed out after %ss: %s' % (timeout, ' '.join(cmd)))
+    phases = None
+    if playbook:
+        try:
+            with open(out + '.json') as fh:
+                phases = find_phases(json.load(fh))
+        except (OSError, ValueError):
+            phases = None
+    return res, phases
+
+
 # ----------------------------------------------------------------------------------------------
 # inventory variables
 
@@ -642,7 +680,11 @@ class Bench:
                                        candidate_ip=self.lab.ips[cand['lab_host']], lab=a.lab_name,
                                        inventory=self.inventory))
                 out = os.path.join(self.workdir, 'cmd-switchover-%d.log' % int(time.time()))
-                res = sh(cmd, timeout=a.failover_timeout * 3, check=False, out=out)
+                t0 = time.time()
+                res, phases = run_switchover_cmd(cmd, a.failover_timeout * 3, out)
+                ts['info'] = {'playbook_s': round(time.time() - t0, 3)}
+                if phases:
+                    ts['info']['phases'] = phases
                 if res.returncode != 0:
                     raise BenchError('switchover command failed (rc %d), see %s' % (res.returncode, out))
             ts['fault_done'] = time.time()
@@ -962,6 +1004,15 @@ echo "$pb"
                     'lost_total': sum(t.get('lost') or 0 for t in ts),
                     'failovers': sum(1 for t in ts if t.get('failover')),
                 }
+                # switchover through the playbook: the module's phases and the playbook's wall time
+                phase_keys = ('pause_s', 'switchover_s', 'routing_s', 'resume_s', 'stall_s')
+                ph = [t['phases'] for t in ts if isinstance(t.get('phases'), dict) and not t['error']]
+                pb = [t['playbook_s'] for t in ts if t.get('playbook_s') is not None and not t['error']]
+                if ph or pb:
+                    out[case][prof]['phases'] = dict(
+                        (k, {'median': statistics.median(v), 'p95': _p95(v)})
+                        for k, v in [(k, [p[k] for p in ph if isinstance(p.get(k), (int, float))])
+                                     for k in phase_keys] + [('playbook_s', pb)] if v)
                 # balancer-kill: the killed balancer's return (boot, keepalived BACKUP) on its own
                 rg = [t['restart_gap'] for t in ts if t.get('restart_gap') is not None]
                 if rg or any('vip_moved_back' in t for t in ts):
@@ -996,6 +1047,9 @@ echo "$pb"
                     case, prof, v['n'], _r(v['gap_min']), _r(v['gap_median']), _r(v['gap_p95']), _r(v['gap_max']),
                     _r(v['failed_median'], 1), _r(v['failed_max'], 0), _r(v['stall_max']), v['lost_total'],
                     v['errors'], v['failovers']))
+                if v.get('phases'):
+                    lines.append('%-13s %-12s     phases median/p95 (s): %s' % ('', '', ', '.join(
+                        '%s %s/%s' % (k[:-2], _r(x['median']), _r(x['p95'])) for k, x in v['phases'].items())))
                 if 'restart_gap_max' in v:
                     lines.append('%-13s %-12s     restart of the killed balancer: longest gap %s s; VIP moved back '
                                  'in %d trial(s)' % ('', '', _r(v['restart_gap_max']), v['vip_moved_back']))

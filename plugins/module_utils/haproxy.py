@@ -203,9 +203,10 @@ class HAProxyClient(object):
         except Exception as e:  # pylint: disable=broad-except
             raise self._page_error('GET ;csv', e)
 
-    def _page_action(self, backend, server, action):
-        body = urlencode([('s', server), ('action', action), ('b', backend)]).encode('ascii')
-        what = 'the action %s on %s/%s' % (action, backend, server)
+    def _page_action(self, backend, servers, action):
+        # The admin form takes several servers in one POST: one round trip, one st= for all.
+        body = urlencode([('s', s) for s in servers] + [('action', action), ('b', backend)]).encode('ascii')
+        what = 'the action %s on %s/%s' % (action, backend, ','.join(servers))
         location = None
         try:
             resp = self._open(self.stats_url, data=body)
@@ -245,17 +246,22 @@ class HAProxyClient(object):
         return sorted(r['server'] for r in rows if r['backend'] == backend and is_up(r['status']))
 
     def set_server(self, backend, server, state):
-        """Force a server's health (up, down) or set its admin state (ready, drain, maint)."""
+        """Force the health (up, down) or set the admin state (ready, drain, maint) of one server, or of
+        a list of servers of ``backend`` (one request through the stats page)."""
         if state not in STATES:
             raise ValueError(state)
+        servers = [server] if isinstance(server, str) else list(server)
+        if not servers:
+            return
         if self.socket_path:
             kind = 'health' if state in HEALTH_STATES else 'state'
-            line = 'set server %s/%s %s %s' % (backend, server, kind, state)
-            answer = self.command(line).strip()
-            if answer:
-                raise HAProxyError('HAProxy (%s) refused "%s": %s' % (self.socket_path, line, answer))
+            for name in servers:
+                line = 'set server %s/%s %s %s' % (backend, name, kind, state)
+                answer = self.command(line).strip()
+                if answer:
+                    raise HAProxyError('HAProxy (%s) refused "%s": %s' % (self.socket_path, line, answer))
         else:
-            self._page_action(backend, server, PAGE_ACTIONS[state])
+            self._page_action(backend, servers, PAGE_ACTIONS[state])
 
     def wait_up(self, backend, expected, timeout, interval=0.2, match='exact'):
         """Poll (bounded) until the UP servers of ``backend`` equal ``expected`` (``match=exact``) or

@@ -586,6 +586,23 @@ def takeover_check(old_leader, new_leader=None, timeline_before=None, require_ol
     return check
 
 
+def promoted_check(candidate, timeline_before=None):
+    """Build a check of a candidate's own GET /patroni answer: done once its PostgreSQL is out of
+    recovery (Patroni's REST reads pg_is_in_recovery(), so this is the database itself, not the
+    member key the candidate writes to the DCS at its next HA cycle, up to a second later) and
+    running on a timeline after ``timeline_before``. Patroni promotes only after taking the
+    leader lock, so a primary candidate is the leader."""
+    def check(status):
+        role, state = normalize_role(status.get('role')), (status.get('state') or '').lower()
+        tl = status.get('timeline')
+        if role != 'leader' or state != 'running':
+            return False, 'candidate %s is %s (%s)' % (candidate, state or 'unknown', role)
+        if timeline_before is not None and isinstance(tl, int) and tl <= timeline_before:
+            return False, 'candidate %s still on timeline %s' % (candidate, tl)
+        return True, 'candidate %s running as primary on timeline %s' % (candidate, tl)
+    return check
+
+
 def member_summary(state):
     return dict((m['name'], '%s/%s' % (m['role'], m['state'])) for m in state.members) if state else {}
 

@@ -22,13 +22,13 @@ description:
     when one fails or does not complete within O(pause_timeout), every PgBouncer is resumed and the module fails
     without having asked Patroni anything."
   - "2. switchover - C(POST /switchover) goes to the leader's own REST API (see M(pgha.cluster.patroni_switchover));
-    while Patroni works, C(GET /cluster) is polled every O(poll_interval) seconds until the candidate is the single
-    running leader on a new timeline, bounded by O(switchover_timeout)."
+    while Patroni works, the candidate's own C(GET /patroni) (and C(GET /cluster)) is polled every O(poll_interval)
+    seconds until the candidate runs as primary on a new timeline, bounded by O(switchover_timeout)."
   - "3. routing - on every HAProxy, at once, the candidate's server is forced UP and the other servers DOWN in
-    O(write_backend), and the candidate's server DOWN in O(read_backend) (so that read pools reconnect to replicas);
-    then the module waits, bounded by O(routing_timeout), until O(write_backend)'s UP servers are exactly the
-    candidate's. The regular health checks keep running and would correct a wrong state. O(force_routing=false) only
-    waits for the checks."
+    O(write_backend); then the module waits, bounded by O(routing_timeout), until O(write_backend)'s UP servers are
+    exactly the candidate's. The regular health checks keep running and would correct a wrong state.
+    O(force_routing=false) only waits for the checks. After RESUME (outside the clients' stall) the candidate's
+    server is forced DOWN in O(read_backend), so that read pools that reconnect land on replicas."
   - "4. RECONNECT and RESUME - every PgBouncer closes its server connections (they reconnect through HAProxy to the
     new leader) and resumes. This runs in a C(finally) block - after a failure, a timeout, an exception, C(SIGINT),
     C(SIGTERM) or C(SIGHUP) too (RECONNECT is skipped when Patroni was never asked)."
@@ -301,6 +301,7 @@ from ansible_collections.pgha.cluster.plugins.module_utils.patroni import (
     fetch_cluster,
     is_synchronous_mode,
     patroni_argument_spec,
+    promoted_check,
     takeover_check,
 )
 from ansible_collections.pgha.cluster.plugins.module_utils.pgbouncer import (
@@ -698,10 +699,26 @@ class Switchover(object):
         self.post_thread, self.post_outcome = thread, outcome
         self.event('POST /switchover %s -> %s sent' % (leader, p['candidate']))
         check = takeover_check(leader, p['candidate'], state.timeline, require_old_leader=False)
+        candidate_url = (state.member(p['candidate']) or {}).get('api_url')
+        promoted = promoted_check(p['candidate'], state.timeline)
         detail = 'no cluster state yet'
         end = t + p['switchover_timeout']
         while True:
             error = outcome.get('error')
+            # The candidate's own answer first: it says "primary" about a second before the
+            # cluster view (the DCS member key) does, and that second is client stall.
+            if candidate_url:
+                try:
+                    status = self.client.member_status(candidate_url)
+                    done, detail = promoted(status)
+                    if done:
+                        self.phases['switchover_s'] = round(time.monotonic() - t, 3)
+                        self.result.update(new_leader=p['candidate'], timeline_after=status.get('timeline'),
+                                           changed=True)
+                        self.event('%s is primary (timeline %s)' % (p['candidate'], status.get('timeline')))
+                        return
+                except PatroniError as e:
+                    detail = 'candidate: %s' % e
             try:
                 new = fetch_cluster(self.client)
                 done, detail = check(new)
@@ -735,15 +752,9 @@ class Switchover(object):
             if p['force_routing']:
                 client.set_server(p['write_backend'], server, 'up')
                 report['actions'].append('%s/%s up' % (p['write_backend'], server))
-                for other in report.get('servers') or []:
-                    if other != server:
-                        client.set_server(p['write_backend'], other, 'down')
-                        report['actions'].append('%s/%s down' % (p['write_backend'], other))
-                try:
-                    client.set_server(p['read_backend'], server, 'down')
-                    report['actions'].append('%s/%s down' % (p['read_backend'], server))
-                except HAProxyError as e:
-                    report['read_backend_error'] = str(e)
+                others = [o for o in report.get('servers') or [] if o != server]
+                client.set_server(p['write_backend'], others, 'down')
+                report['actions'].extend('%s/%s down' % (p['write_backend'], o) for o in others)
             done, up, elapsed, error = client.wait_up(p['write_backend'], [server], max(0.0, deadline - time.monotonic()),
                                                       p['poll_interval'])
             report['up'] = up
@@ -765,6 +776,25 @@ class Switchover(object):
             raise StepFailed('HAProxy does not route writes to %s within routing_timeout=%ss: %s'
                              % (server, p['routing_timeout'], '; '.join(failed)), 'routing')
         self.event('every HAProxy routes writes to %s' % server)
+
+    def route_reads(self):
+        """After RESUME (writes do not wait for it): the new leader leaves the read backend now rather
+        than at its next failed check, so read pools that reconnect land on replicas. Best effort:
+        the read checks do the same a moment later."""
+        p = self.p
+        if not (p['force_routing'] and getattr(self, 'routed', False)):
+            return
+        server = self.server(p['candidate'])
+
+        def one(item):
+            client, report = item
+            try:
+                client.set_server(p['read_backend'], server, 'down')
+                report['actions'].append('%s/%s down' % (p['read_backend'], server))
+            except HAProxyError as e:
+                report['read_backend_error'] = str(e)
+
+        run_threads(self.haproxies, one, 2 * max([c.timeout for c, r in self.haproxies] or [0]) + 1)
 
     def resume(self):
         t = time.monotonic()
@@ -814,6 +844,7 @@ class Switchover(object):
                 self.pause()
                 self.switchover()
                 self.route()
+                self.routed = True
             except StepFailed as e:
                 error, step = e.msg, e.step
             except (KeyboardInterrupt, Interrupted) as e:
@@ -839,6 +870,8 @@ class Switchover(object):
                     signal.signal(s, h)
             if notes and not interrupted:
                 interrupted = 'interrupted (signal %s)' % notes[0]
+        if not failed and not interrupted:
+            self.route_reads()
         self.report(error, step, interrupted, failed)
 
     def report(self, error, step, interrupted, failed):

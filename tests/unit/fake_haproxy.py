@@ -184,7 +184,7 @@ class StatsHandler(BaseHTTPRequestHandler):
             return
         length = int(self.headers.get('Content-Length') or 0)
         form = parse_qs(self.rfile.read(length).decode())
-        server = form.get('s', [''])[0]
+        servers = form.get('s', [''])
         backend = form.get('b', [''])[0]
         action = form.get('action', [''])[0]
         if not self.haproxy.admin:
@@ -192,7 +192,9 @@ class StatsHandler(BaseHTTPRequestHandler):
         elif action not in ACTIONS:
             code = 'IVAL'
         else:
-            code = 'NONE' if self.haproxy.apply(backend, server, *ACTIONS[action]) else 'DONE'
+            # As HAProxy: DONE when every server took the action, PART when some did, NONE when none.
+            refused = [bool(self.haproxy.apply(backend, server, *ACTIONS[action])) for server in servers]
+            code = 'NONE' if all(refused) else 'PART' if any(refused) else 'DONE'
         self.send_response(303)
         self.send_header('Location', '%s;st=%s' % (self.haproxy.uri, code))
         self.send_header('Content-Length', '0')

@@ -128,3 +128,28 @@ def test_summary_and_table_with_a_balancer_kill_trial():
     head = text.splitlines()[0]
     assert row.index('fast') == head.index('profile')  # the 13-character case name fits its column
     assert 'restart of the killed balancer: longest gap 0.30 s; VIP moved back in 1 trial(s)' in text
+
+
+def test_find_phases_in_the_json_callbacks_output():
+    output = {'plays': [{'tasks': [
+        {'task': {'name': 'Gather facts'}, 'hosts': {'localhost': {'changed': False}}},
+        {'task': {'name': 'Switch over'}, 'hosts': {'localhost': {
+            'changed': True, 'phases': {'pause_s': 0.01, 'switchover_s': 1.9, 'routing_s': 0.2,
+                                        'resume_s': 0.002, 'stall_s': 2.1}}}},
+    ]}]}
+    assert run.find_phases(output)['stall_s'] == 2.1
+    assert run.find_phases({'plays': []}) is None
+    assert run.find_phases({'phases': {'pause_s': 1}}) is None   # not the module's result
+
+
+def test_summary_and_table_with_switchover_phases():
+    bench = run.Bench.__new__(run.Bench)
+    bench.args = run.parse_args(['--cases', 'switchover', '--profiles', 'fast'])
+    phases = [{'pause_s': 0.01, 'switchover_s': s, 'routing_s': 0.2, 'resume_s': 0.002, 'stall_s': s + 0.3}
+              for s in (1.5, 1.7, 2.5)]
+    bench.results = {'trials': [_trial('switchover', 2.0, phases=p, playbook_s=12.0 + i, failover=True)
+                                for i, p in enumerate(phases)]}
+    ph = bench.summary()['switchover']['fast']['phases']
+    assert ph['switchover_s']['median'] == 1.7 and ph['stall_s']['median'] == 2.0
+    assert ph['playbook_s']['median'] == 13.0
+    assert 'phases median/p95 (s): pause 0.01/' in bench.table()

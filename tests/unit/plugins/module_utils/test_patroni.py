@@ -250,3 +250,17 @@ def test_argument_spec():
     spec = pu.patroni_argument_spec()
     assert spec['api_password']['no_log'] is True
     assert spec['api_url']['type'] == 'list'
+
+
+@pytest.mark.parametrize('status, done', [
+    ({'role': 'replica', 'state': 'running', 'timeline': 1}, False),
+    ({'role': 'primary', 'state': 'starting', 'timeline': 2}, False),
+    ({'role': 'primary', 'state': 'running', 'timeline': 1}, False),   # still the old timeline
+    ({'role': 'master', 'state': 'running', 'timeline': 2}, True),
+    ({'role': 'primary', 'state': 'running', 'timeline': 2}, True),
+    ({}, False),
+])
+def test_promoted_check_reads_the_candidates_own_answer(status, done):
+    ok, detail = pu.promoted_check('pg2', timeline_before=1)(status)
+    assert ok is done
+    assert 'pg2' in detail
