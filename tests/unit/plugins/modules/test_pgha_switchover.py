@@ -184,12 +184,27 @@ def test_routing_timeout_still_resumes(stack):
 def test_signal_during_switchover_resumes(stack, sig):
     patroni, poolers, haproxies = stack
     patroni.members['pg1'].faults['hang_post'] = 4
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), sig))
-    timer.start()
+    done = threading.Event()
+
+    def interrupt_once_paused():
+        # Not on a fixed timer: on a loaded machine the module may still be in its preflight (no
+        # handler yet, and a SIGINT there would end the whole pytest session) or already done.
+        deadline = time.monotonic() + 10
+        while not done.is_set() and time.monotonic() < deadline:
+            if all(p.paused for p in poolers) and post_times(patroni):
+                os.kill(os.getpid(), sig)
+                return
+            time.sleep(0.02)
+
+    sender = threading.Thread(target=interrupt_once_paused, daemon=True)
+    sender.start()
     try:
         r = run_module(module, args(stack, switchover_timeout=5))
+    except KeyboardInterrupt:
+        pytest.fail('SIGINT reached the test outside the module\'s handler')
     finally:
-        timer.cancel()
+        done.set()
+        sender.join(5)
     assert r.failed and 'interrupted' in r['msg'] and 'every PgBouncer was resumed' in r['msg']
     assert all(p.words()[-1] == 'RESUME' and not p.paused for p in poolers)
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None) or callable(signal.getsignal(signal.SIGTERM))
