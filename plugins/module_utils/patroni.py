@@ -477,8 +477,13 @@ def compute_health(state, max_lag_bytes):
     return (not reasons), reasons
 
 
-def candidate_problems(state, name, max_lag_bytes, synchronous=None):
-    """Return a list of reasons why ``name`` cannot take over; empty when it can."""
+def candidate_problems(state, name, max_lag_bytes, synchronous=None, exclude=None):
+    """Return a list of reasons why ``name`` cannot take over; empty when it can.
+
+    ``exclude`` lists members that must not take over (the member a maintenance or a rolling
+    restart takes out): this is the one candidate rule of the collection, the modules and the
+    operations role's flows all ask it.
+    """
     m = state.member(name)
     if m is None:
         return ['candidate %s is not a member of the cluster; valid members: %s' % (name, ', '.join(state.names))]
@@ -488,6 +493,8 @@ def candidate_problems(state, name, max_lag_bytes, synchronous=None):
         return problems
     if synchronous is None:
         synchronous = state.synchronous
+    if name in (exclude or ()):
+        problems.append('candidate %s is excluded' % name)
     if m['nofailover']:
         problems.append('candidate %s has the nofailover tag' % name)
     if not m['up']:
@@ -502,15 +509,16 @@ def candidate_problems(state, name, max_lag_bytes, synchronous=None):
     return problems
 
 
-def choose_candidate(state, max_lag_bytes, synchronous=None):
-    """Pick the best replica: healthy, no nofailover tag, least lag (sync standbys only in sync mode).
+def choose_candidate(state, max_lag_bytes, synchronous=None, exclude=None):
+    """Pick the best replica: healthy, no nofailover tag, not in ``exclude``, least lag (sync standbys
+    only in sync mode); ties go to the first name in sort order, so the choice is repeatable.
 
     Returns ``(name or None, {member: [reasons it was rejected]})``.
     """
     rejected = {}
     eligible = []
     for m in state.replicas:
-        problems = candidate_problems(state, m['name'], max_lag_bytes, synchronous)
+        problems = candidate_problems(state, m['name'], max_lag_bytes, synchronous, exclude)
         if problems:
             rejected[m['name']] = problems
         else:

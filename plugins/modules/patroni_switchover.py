@@ -20,8 +20,18 @@ description:
 options:
   candidate:
     description:
-      - Member that should become the leader. When omitted the best replica is chosen.
+      - Member that should become the leader. When omitted the best replica is chosen - running, no
+        C(nofailover) tag, not in O(exclude), within O(max_lag_bytes), a synchronous or quorum standby in
+        synchronous mode, least lag first - and returned in RV(new_leader), also in check mode.
     type: str
+  exclude:
+    description:
+      - Members that must not take over, for example the member a maintenance takes out. A O(candidate)
+        listed here is refused.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   scheduled_at:
     description:
       - Schedule the switchover at this ISO 8601 timestamp with time zone, for example V(2026-11-24T03:00:00+00:00).
@@ -154,6 +164,7 @@ def main():
     argument_spec = patroni_argument_spec()
     argument_spec.update(
         candidate=dict(type='str'),
+        exclude=dict(type='list', elements='str', default=[]),
         scheduled_at=dict(type='str'),
         max_lag_bytes=dict(type='int', default=1048576),
         wait=dict(type='bool', default=True),
@@ -196,12 +207,12 @@ def main():
 
     synchronous = is_synchronous_mode(client, state)
     if candidate:
-        problems = candidate_problems(state, candidate, p['max_lag_bytes'], synchronous)
+        problems = candidate_problems(state, candidate, p['max_lag_bytes'], synchronous, p['exclude'])
         if problems:
             module.fail_json(msg='cannot switch over to %s: %s' % (candidate, '; '.join(problems)),
                              valid_members=state.names, **result)
     else:
-        candidate, rejected = choose_candidate(state, p['max_lag_bytes'], synchronous)
+        candidate, rejected = choose_candidate(state, p['max_lag_bytes'], synchronous, p['exclude'])
         if candidate is None:
             module.fail_json(msg='no replica can take over: %s'
                                  % ('; '.join('; '.join(v) for v in rejected.values()) or 'the cluster has no replicas'),

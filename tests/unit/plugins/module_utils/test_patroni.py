@@ -232,6 +232,37 @@ def test_quorum_members_may_take_over():
     assert problems == ['synchronous mode is on and candidate pg4 is neither a sync_standby nor a quorum_standby']
 
 
+def test_choose_candidate_exclude():
+    # maintenance and rolling_restart exclude the member they take out; the best remaining replica
+    # is chosen, and an excluded member is refused by name.
+    state = pu.ClusterState({'members': [
+        {'name': 'pg1', 'role': 'leader', 'state': 'running', 'timeline': 3},
+        {'name': 'pg2', 'role': 'replica', 'state': 'streaming', 'lag': 0, 'timeline': 3},
+        {'name': 'pg3', 'role': 'replica', 'state': 'streaming', 'lag': 20, 'timeline': 3}]})
+    assert pu.choose_candidate(state, 1000)[0] == 'pg2'
+    name, rejected = pu.choose_candidate(state, 1000, exclude=['pg2'])
+    assert name == 'pg3' and rejected == {'pg2': ['candidate pg2 is excluded']}
+    assert pu.choose_candidate(state, 1000, exclude=['pg2', 'pg3'])[0] is None
+    assert pu.candidate_problems(state, 'pg2', 1000, exclude=['pg2']) == ['candidate pg2 is excluded']
+    assert pu.candidate_problems(state, 'pg2', 1000, exclude=[]) == []
+    assert pu.candidate_problems(state, 'pg2', 1000, exclude=None) == []
+    # Excluding the leader changes nothing: it is never a candidate anyway.
+    assert pu.choose_candidate(state, 1000, exclude=['pg1'])[0] == 'pg2'
+
+
+def test_choose_candidate_exclude_sync_standby():
+    # In synchronous mode only a sync standby may take over: excluding it leaves no candidate,
+    # never the asynchronous replica (Patroni would refuse it).
+    state = pu.ClusterState({'members': [
+        {'name': 'pg1', 'role': 'leader', 'state': 'running', 'timeline': 3},
+        {'name': 'pg2', 'role': 'sync_standby', 'state': 'streaming', 'lag': 0, 'timeline': 3},
+        {'name': 'pg3', 'role': 'replica', 'state': 'streaming', 'lag': 0, 'timeline': 3}]})
+    name, rejected = pu.choose_candidate(state, 1000, exclude=['pg2'])
+    assert name is None
+    assert rejected['pg2'] == ['candidate pg2 is excluded']
+    assert 'neither a sync_standby nor a quorum_standby' in rejected['pg3'][0]
+
+
 def test_wait_for_times_out(fake):
     start = time.monotonic()
     done, state, detail, elapsed = pu.wait_for(client(fake), lambda s: (False, 'never'), timeout=0.3, interval=0.05)
