@@ -139,8 +139,8 @@ def status_lines(report, member_host, json_path):
                          % (b, p.get('database'), p.get('user'), p.get('cl_active'), p.get('cl_waiting'),
                             p.get('sv_active'), p.get('sv_idle'), p.get('maxwait')))
     if r['client_address']['address']:
-        lines.append('client address %s on %s' % (r['client_address']['address'],
-                                                   ', '.join(r['client_address']['holders']) or 'NO balancer'))
+        holders = ', '.join(r['client_address']['holders']) or 'NO balancer'
+        lines.append('client address %s on %s' % (r['client_address']['address'], holders))
     lines.extend('connect (%s, %s): %s' % (c['route'], c['via'], c['url']) for c in r['connection_strings'])
     lines.append('json: %s' % json_path)
     lines.append('RESULT: ' + ('OK' if r['ok'] else 'FAILED: ' + '; '.join(r['violations'])))

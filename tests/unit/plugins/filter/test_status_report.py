@@ -53,6 +53,15 @@ ARGS = dict(postgresql=POSTGRESQL, etcd=ETCD, haproxy=HAPROXY, pgbouncer=PGBOUNC
             balancers=['lb1', 'lb2'], balancer_vars=BALANCER_VARS, etcd_members=3,
             max_lag_bytes=10485760, max_lag_seconds=5, time='T', json_path='/tmp/x.json')
 
+
+
+def with_args(**changes):
+    """ARGS with some arguments replaced."""
+    args = copy.deepcopy(ARGS)
+    args.update(changes)
+    return args
+
+
 EXPECTED_LINES = [
     'cluster: leader pg1, timeline 4, paused False, synchronous_mode quorum',
     '  pg1    leader        running    tl=4   lag=0 B / 0 s  conns 5/100',
@@ -120,9 +129,9 @@ def test_healthy_cluster_is_ok():
     etcd = [json.dumps([{'endpoint': e, 'health': True} for e in ('a', 'b', 'c')]), '']
     bv = copy.deepcopy(BALANCER_VARS)
     bv['lb2']['addresses'] = ['10.0.0.22']
-    args = dict(ARGS, postgresql=pg, etcd=etcd, member_host={'pg1': 'pg1', 'pg2': 'pg2', 'pg3': 'pg3'},
-                haproxy={'lb1': HAPROXY['lb1'], 'lb2': HAPROXY['lb1']},
-                pgbouncer={'lb1': PGBOUNCER['lb1'], 'lb2': PGBOUNCER['lb1']}, balancer_vars=bv)
+    args = with_args(postgresql=pg, etcd=etcd, member_host={'pg1': 'pg1', 'pg2': 'pg2', 'pg3': 'pg3'},
+                     haproxy={'lb1': HAPROXY['lb1'], 'lb2': HAPROXY['lb1']},
+                     pgbouncer={'lb1': PGBOUNCER['lb1'], 'lb2': PGBOUNCER['lb1']}, balancer_vars=bv)
     out = status_report(cluster, **args)
     assert out['report']['ok'] and out['report']['violations'] == []
     assert out['lines'][-1] == 'RESULT: OK'
@@ -145,7 +154,7 @@ def test_patroni_unreachable_no_balancers_no_etcd_answer():
 
 def test_no_client_address_gives_libpq_strings_only():
     bv = {'lb1': dict(BALANCER_VARS['lb1'], keepalived_virtual_ip='')}
-    out = status_report(CLUSTER, **dict(ARGS, balancers=['lb1'], balancer_vars=bv, haproxy={}, pgbouncer={}))
+    out = status_report(CLUSTER, **with_args(balancers=['lb1'], balancer_vars=bv, haproxy={}, pgbouncer={}))
     assert [c['via'] for c in out['report']['connection_strings']] == ['libpq multi-host', 'libpq multi-host']
     assert not [line for line in out['lines'] if line.startswith('client address')]
     assert 'HAProxy on lb1 sends writes to nothing, leader is pg1' in out['report']['violations']
