@@ -54,7 +54,6 @@ ARGS = dict(postgresql=POSTGRESQL, etcd=ETCD, haproxy=HAPROXY, pgbouncer=PGBOUNC
             max_lag_bytes=10485760, max_lag_seconds=5, time='T', json_path='/tmp/x.json')
 
 
-
 def with_args(**changes):
     """ARGS with some arguments replaced."""
     args = copy.deepcopy(ARGS)
