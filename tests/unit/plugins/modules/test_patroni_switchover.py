@@ -48,6 +48,21 @@ def test_check_mode_sends_nothing(fake):
     assert posts(fake) == []
 
 
+def test_exclude_in_check_mode(fake):
+    """The flows ask the module in check mode for the candidate; exclude keeps a member out."""
+    fake.members['pg2'].lag = 0
+    fake.members['pg3'].lag = 10
+    r = run_module(module, conn_args(fake), check_mode=True)
+    assert r['rc'] == 0 and r['new_leader'] == 'pg2', r
+    r = run_module(module, conn_args(fake, exclude=['pg2']), check_mode=True)
+    assert r['rc'] == 0 and r['new_leader'] == 'pg3', r
+    r = run_module(module, conn_args(fake, exclude=['pg2', 'pg3']), check_mode=True)
+    assert r['failed'] and 'candidate pg2 is excluded' in r['msg'] and 'candidate pg3 is excluded' in r['msg']
+    r = run_module(module, conn_args(fake, candidate='pg2', exclude=['pg2']), check_mode=True)
+    assert r['failed'] and 'cannot switch over to pg2: candidate pg2 is excluded' in r['msg']
+    assert posts(fake) == []
+
+
 def test_refuse_paused(fake):
     fake.paused = True
     r = run_module(module, conn_args(fake, candidate='pg2'))
