@@ -16,6 +16,11 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 export LAB_DISTRO
+# PGHA_PROFILE=1: every playbook (lab, stages, Molecule) also prints each task's duration and its
+# slowest tasks (ansible.posix.profile_tasks); the duration of each playbook is always printed.
+ifneq ($(strip $(PGHA_PROFILE)),)
+export ANSIBLE_CALLBACKS_ENABLED := ansible.posix.timer,ansible.posix.profile_tasks
+endif
 
 .PHONY: help venv docker images lab lab-up lab-status lab-destroy docker-stop \
         lint sanity unit artifact molecule molecule-12 molecule-13 test bench bench-short clean
@@ -91,6 +96,16 @@ BALANCER_DISTROS ?= 13
 BENCH_DISTROS ?= 13
 # stage_<name>.yml when distro $(1) is in $(2), else the stand-in that says it did not run.
 stage_or_skip = $(if $(filter $(1),$(2)),$(3),stage_not_selected.yml)
+# Each log line prefixed with the wall-clock time and the seconds since the start ("12:03:07 +0412"),
+# so a CI log shows where the time goes (bash's printf %()T: no process per line).
+STAMP = bash -c 'start=$$SECONDS; while IFS= read -r line || [[ -n $$line ]]; do \
+	  printf "%(%H:%M:%S)T +%04d %s\n" -1 $$((SECONDS - start)) "$$line"; done'
+# From a stamped log: each Molecule action ("[default > verify] Executing" to "... Executed: ..."),
+# its seconds and its first play (which names the stage).
+ACTION_TIMES = awk '/\[[a-z0-9_-]+ > [a-z_]+\] Executing/ { step = $$0; sub(/.*> /, "", step); sub(/\].*/, "", step); \
+	    t = $$2; play = "" } \
+	  step != "" && play == "" && $$3 == "PLAY" { play = $$0; sub(/^[^[]*\[/, "", play); sub(/\] \**$$/, "", play) } \
+	  step != "" && /\] Executed: / { printf "molecule %-12s %5d s  %s\n", step, $$2 - t, play; step = "" }'
 # A static pattern rule: GNU make skips implicit rules for .PHONY targets, so a plain
 # `molecule-%:` rule would let `make molecule-12` "succeed" without running anything.
 MOLECULE_TARGETS := $(addprefix molecule-,12 13)
@@ -108,7 +123,9 @@ $(MOLECULE_TARGETS): molecule-%: venv
 	  $(if $(filter $*,$(BAD_INPUT_DISTROS)),,stage_bad_inputs.yml) \
 	  $(if $(filter $*,$(BALANCER_DISTROS)),,stage_balancers.yml) \
 	  $(if $(filter $*,$(BENCH_DISTROS)),,stage_bench.yml))" \
-	timeout --kill-after=30 2700 molecule test --all 2>&1 | tee .lab/molecule-$*.log
+	timeout --kill-after=30 2700 molecule test --all 2>&1 | $(STAMP) | tee .lab/molecule-$*.log
+	@# Where the time went: each Molecule action with its wall-clock duration.
+	@$(ACTION_TIMES) .lab/molecule-$*.log
 	@# Molecule only warns when a stage's playbook is missing; a skipped stage must fail the run.
 	@! grep -E '(converge|idempotence|verify|side_effect)\] Executed: Missing' .lab/molecule-$*.log
 
