@@ -16,6 +16,11 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_FORCE_COLOR ?= 0
 export PY_COLORS ?= 0
 export LAB_DISTRO
+# PGHA_PROFILE=1: every playbook (lab, stages, Molecule) also prints each task's duration and its
+# slowest tasks (ansible.posix.profile_tasks); the duration of each playbook is always printed.
+ifneq ($(strip $(PGHA_PROFILE)),)
+export ANSIBLE_CALLBACKS_ENABLED := ansible.posix.timer,ansible.posix.profile_tasks
+endif
 
 .PHONY: help venv docker images lab lab-up lab-status lab-destroy docker-stop \
         lint sanity unit artifact molecule molecule-12 molecule-13 test bench bench-short clean
@@ -91,6 +96,16 @@ BALANCER_DISTROS ?= 13
 BENCH_DISTROS ?= 13
 # stage_<name>.yml when distro $(1) is in $(2), else the stand-in that says it did not run.
 stage_or_skip = $(if $(filter $(1),$(2)),$(3),stage_not_selected.yml)
+# Each log line prefixed with the wall-clock time and the seconds since the start ("12:03:07 +0412"),
+# so a CI log shows where the time goes (bash's printf %()T: no process per line).
+STAMP = bash -c 'start=$$SECONDS; while IFS= read -r line || [[ -n $$line ]]; do \
+	  printf "%(%H:%M:%S)T +%04d %s\n" -1 $$((SECONDS - start)) "$$line"; done'
+# From a stamped log: each Molecule action ("[default > verify] Executing" to "... Executed: ..."),
+# its seconds and its first play (which names the stage).
+ACTION_TIMES = awk '/\[[a-z0-9_-]+ > [a-z_]+\] Executing/ { step = $$0; sub(/.*> /, "", step); sub(/\].*/, "", step); \
+	    t = $$2; play = "" } \
+	  step != "" && play == "" && $$3 == "PLAY" { play = $$0; sub(/^[^[]*\[/, "", play); sub(/\] \**$$/, "", play) } \
+	  step != "" && /\] Executed: / { printf "molecule %-12s %5d s  %s\n", step, $$2 - t, play; step = "" }'
 # A static pattern rule: GNU make skips implicit rules for .PHONY targets, so a plain
 # `molecule-%:` rule would let `make molecule-12` "succeed" without running anything.
 MOLECULE_TARGETS := $(addprefix molecule-,12 13)
@@ -108,13 +123,37 @@ $(MOLECULE_TARGETS): molecule-%: venv
 	  $(if $(filter $*,$(BAD_INPUT_DISTROS)),,stage_bad_inputs.yml) \
 	  $(if $(filter $*,$(BALANCER_DISTROS)),,stage_balancers.yml) \
 	  $(if $(filter $*,$(BENCH_DISTROS)),,stage_bench.yml))" \
-	timeout --kill-after=30 2700 molecule test --all 2>&1 | tee .lab/molecule-$*.log
+	timeout --kill-after=30 2700 molecule test --all 2>&1 | $(STAMP) | tee .lab/molecule-$*.log
+	@# Where the time went: each Molecule action with its wall-clock duration.
+	@$(ACTION_TIMES) .lab/molecule-$*.log
 	@# Molecule only warns when a stage's playbook is missing; a skipped stage must fail the run.
 	@! grep -E '(converge|idempotence|verify|side_effect)\] Executed: Missing' .lab/molecule-$*.log
 
 molecule: $(addprefix molecule-,$(DISTROS))
 
-test: lint sanity unit artifact molecule
+# `make test` (CI, 2 cores): the unit tests first, on a quiet machine (some time their own
+# timeouts). Then lint, sanity and the artifact test (about 4 min, mostly CPU) run in the
+# background at low priority while Molecule builds the first distro's image and creates and
+# converges its cluster (mostly waiting for the package mirror); their output is kept in
+# .lab/checks.log and printed when the first distro's run ends, and both must pass before the
+# next distro runs. `make lint sanity unit artifact molecule` runs them one after the other.
+CHECKS_TIMEOUT ?= 1800
+test: venv
+	$(MAKE) --no-print-directory unit
+	@# docker-engine.sh may apt-get install the engine; sanity may apt-get install shellcheck.
+	$(MAKE) --no-print-directory docker
+	mkdir -p .lab
+	@status=0; checks_status=0; \
+	setsid timeout --kill-after=30 $(CHECKS_TIMEOUT) nice -n 10 \
+	  $(MAKE) --no-print-directory lint sanity artifact >.lab/checks.log 2>&1 & checks=$$!; \
+	trap 'kill -- -$$checks 2>/dev/null || true' INT TERM; \
+	echo "lint, sanity and artifact run in the background (nice 10, output in .lab/checks.log)"; \
+	$(MAKE) --no-print-directory molecule-$(firstword $(DISTROS)) || status=$$?; \
+	wait $$checks || checks_status=$$?; \
+	echo "--- lint, sanity, artifact (run alongside molecule-$(firstword $(DISTROS)); exit $$checks_status) ---"; \
+	cat .lab/checks.log; \
+	[ $$status -eq 0 ] && [ $$checks_status -eq 0 ]
+	$(if $(word 2,$(DISTROS)),$(MAKE) --no-print-directory $(addprefix molecule-,$(wordlist 2,$(words $(DISTROS)),$(DISTROS))))
 
 # --- measurements (not part of `make test`; see bench/README.md) --------------------------------
 # Runs on the lab (make lab first): crash, graceful stop and switchover, N trials per profile.
