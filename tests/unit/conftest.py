@@ -19,6 +19,7 @@ if os.path.join(REPO, '.collections') not in sys.path:
 
 from ansible_collections.pgha.cluster.plugins.module_utils import patroni as patroni_utils  # noqa: E402
 from ansible_collections.pgha.cluster.tests.unit.fake_patroni import FakePatroni  # noqa: E402
+from ansible_collections.pgha.cluster.tests.unit.fake_haproxy import FakeHAProxy  # noqa: E402
 
 # Hard per-test limit so that nothing can hang the suite.
 TEST_TIME_LIMIT = 30
@@ -64,3 +65,11 @@ def make_fake():
     yield factory
     for f in made:
         f.stop()
+
+
+@pytest.fixture
+def haproxy(tmp_path):
+    """A fake HAProxy: stats page (HTTP, basic auth, admin form) and runtime API socket."""
+    h = FakeHAProxy(socket_dir=tmp_path)
+    yield h
+    h.stop()

@@ -14,14 +14,6 @@ from ansible_collections.pgha.cluster.plugins.module_utils.haproxy import (
     is_up,
     parse_csv,
 )
-from ansible_collections.pgha.cluster.tests.unit.fake_haproxy import FakeHAProxy
-
-
-@pytest.fixture
-def haproxy(tmp_path):
-    h = FakeHAProxy(socket_dir=tmp_path)
-    yield h
-    h.stop()
 
 
 @pytest.fixture(params=['page', 'socket'])

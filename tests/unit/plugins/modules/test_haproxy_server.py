@@ -8,15 +8,7 @@ import json
 import pytest
 
 from ansible_collections.pgha.cluster.plugins.modules import haproxy_server as module
-from ansible_collections.pgha.cluster.tests.unit.fake_haproxy import FakeHAProxy
 from ansible_collections.pgha.cluster.tests.unit.utils import run_module
-
-
-@pytest.fixture
-def haproxy(tmp_path):
-    h = FakeHAProxy(socket_dir=tmp_path)
-    yield h
-    h.stop()
 
 
 @pytest.fixture(params=['page', 'socket'])
