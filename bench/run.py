@@ -122,14 +122,18 @@ def run_switchover_cmd(cmd, timeout, out):
                                  cwd=REPO)
     except subprocess.TimeoutExpired:
         raise BenchError('timed out after %ss: %s' % (timeout, ' '.join(cmd)))
-    phases = None
-    if playbook:
-        try:
-            with open(out + '.json') as fh:
-                phases = find_phases(json.load(fh))
-        except (OSError, ValueError):
-            phases = None
-    return res, phases
+    return res, (read_phases(out + '.json') if playbook else None)
+
+
+def read_phases(path):
+    """The phases in a JSON callback's output file, or None. The JSON document comes first; other
+    callbacks (ansible.posix.timer) may print after it."""
+    try:
+        with open(path) as fh:
+            text = fh.read()
+        return find_phases(json.JSONDecoder().raw_decode(text, text.index('{'))[0])
+    except (OSError, ValueError):
+        return None
 
 
 # ----------------------------------------------------------------------------------------------

@@ -153,3 +153,13 @@ def test_summary_and_table_with_switchover_phases():
     assert ph['switchover_s']['median'] == 1.7 and ph['stall_s']['median'] == 2.0
     assert ph['playbook_s']['median'] == 13.0
     assert 'phases median/p95 (s): pause 0.01/' in bench.table()
+
+
+def test_read_phases_with_a_callback_printing_after_the_json(tmp_path):
+    out = tmp_path / 'cmd.json'
+    out.write_text('{"plays": [{"tasks": [{"hosts": {"localhost": {"phases": {"stall_s": 2.2}}}}]}]}\n\n'
+                   'PLAYBOOK RECAP ****\nPlaybook run took 0 days, 0 hours, 0 minutes, 23 seconds\n')
+    assert run.read_phases(str(out)) == {'stall_s': 2.2}
+    (tmp_path / 'broken.json').write_text('ERROR! no JSON here')
+    assert run.read_phases(str(tmp_path / 'broken.json')) is None
+    assert run.read_phases(str(tmp_path / 'missing.json')) is None
