@@ -263,40 +263,37 @@ class HAProxyClient(object):
         else:
             self._page_action(backend, servers, PAGE_ACTIONS[state])
 
-    def wait_up(self, backend, expected, timeout, interval=0.2, match='exact'):
-        """Poll (bounded) until the UP servers of ``backend`` equal ``expected`` (``match=exact``) or
-        include all of them (``match=contains``). Returns ``(done, up, elapsed, last_error)``."""
-        want = sorted(set(expected))
+    @staticmethod
+    def _poll(read, done, initial, timeout, interval):
+        """Call ``read()`` until ``done(value)``, bounded by ``timeout`` seconds; an HAProxyError is
+        kept as the last error and the poll goes on. Returns ``(done, value, elapsed, last_error)``."""
         start = time.monotonic()
-        up, error = None, None
+        value, error = initial, None
         while True:
             try:
-                up = self.up_servers(backend)
+                value = read()
                 error = None
-                if (up == want) if match == 'exact' else set(want) <= set(up):
-                    return True, up, time.monotonic() - start, None
+                if done(value):
+                    return True, value, time.monotonic() - start, None
             except HAProxyError as e:
                 error = str(e)
             elapsed = time.monotonic() - start
             if elapsed >= timeout:
-                return False, up, elapsed, error
+                return False, value, elapsed, error
             time.sleep(max(0.01, min(interval, timeout - elapsed)))
+
+    def wait_up(self, backend, expected, timeout, interval=0.2, match='exact'):
+        """Poll (bounded) until the UP servers of ``backend`` equal ``expected`` (``match=exact``) or
+        include all of them (``match=contains``). Returns ``(done, up, elapsed, last_error)``."""
+        want = sorted(set(expected))
+        return self._poll(lambda: self.up_servers(backend),
+                          lambda up: up == want if match == 'exact' else set(want) <= set(up),
+                          None, timeout, interval)
 
     def wait_drained(self, servers, backend, timeout, interval=0.2):
         """Poll (bounded) until every row of ``servers`` (in ``backend``, or in every backend) is not UP
         and has no session, and at least one such row exists. Returns ``(done, rows, elapsed, last_error)``."""
         names = set(servers)
-        start = time.monotonic()
-        rows, error = [], None
-        while True:
-            try:
-                rows = [r for r in self.servers(backend) if r['server'] in names]
-                error = None
-                if rows and not any(is_up(r['status']) or r['scur'] for r in rows):
-                    return True, rows, time.monotonic() - start, None
-            except HAProxyError as e:
-                error = str(e)
-            elapsed = time.monotonic() - start
-            if elapsed >= timeout:
-                return False, rows, elapsed, error
-            time.sleep(max(0.01, min(interval, timeout - elapsed)))
+        return self._poll(lambda: [r for r in self.servers(backend) if r['server'] in names],
+                          lambda rows: bool(rows) and not any(is_up(r['status']) or r['scur'] for r in rows),
+                          [], timeout, interval)
