@@ -112,6 +112,7 @@ MOLECULE_TARGETS := $(addprefix molecule-,12 13)
 $(MOLECULE_TARGETS): molecule-%: venv
 	$(MAKE) images LAB_DISTRO=$*
 	mkdir -p .lab
+	rm -f .lab/molecule-$*.failed .lab/failures-$*.txt
 	MOLECULE_DISTRO=$* \
 	PGHA_STAGE_FAULTS=$(call stage_or_skip,$*,$(FAULT_DISTROS),stage_faults.yml) \
 	PGHA_STAGE_MATRIX=$(call stage_or_skip,$*,$(MATRIX_DISTROS),stage_fault_matrix.yml) \
@@ -123,9 +124,14 @@ $(MOLECULE_TARGETS): molecule-%: venv
 	  $(if $(filter $*,$(BAD_INPUT_DISTROS)),,stage_bad_inputs.yml) \
 	  $(if $(filter $*,$(BALANCER_DISTROS)),,stage_balancers.yml) \
 	  $(if $(filter $*,$(BENCH_DISTROS)),,stage_bench.yml))" \
-	timeout --kill-after=30 2700 molecule test --all 2>&1 | $(STAMP) | tee .lab/molecule-$*.log
+	timeout --kill-after=30 2700 molecule test --all 2>&1 | $(STAMP) | tee .lab/molecule-$*.log \
+	  || { echo $$? > .lab/molecule-$*.failed; }
 	@# Where the time went: each Molecule action with its wall-clock duration.
 	@$(ACTION_TIMES) .lab/molecule-$*.log
+	@# Why it failed, last (CI keeps the end of the output): each failed task and its message.
+	@if [ -e .lab/molecule-$*.failed ]; then echo "--- failed tasks (Debian $*) ---"; \
+	  python molecule/resources/failed_tasks.py .lab/molecule-$*.log | tee .lab/failures-$*.txt; \
+	  rm -f .lab/molecule-$*.failed; exit 2; fi
 	@# Molecule only warns when a stage's playbook is missing; a skipped stage must fail the run.
 	@! grep -E '(converge|idempotence|verify|side_effect)\] Executed: Missing' .lab/molecule-$*.log
 
@@ -152,6 +158,9 @@ test: venv
 	wait $$checks || checks_status=$$?; \
 	echo "--- lint, sanity, artifact (run alongside molecule-$(firstword $(DISTROS)); exit $$checks_status) ---"; \
 	cat .lab/checks.log; \
+	if [ -s .lab/failures-$(firstword $(DISTROS)).txt ]; then \
+	  echo "--- failed tasks (Debian $(firstword $(DISTROS)), repeated from above) ---"; \
+	  cat .lab/failures-$(firstword $(DISTROS)).txt; fi; \
 	[ $$status -eq 0 ] && [ $$checks_status -eq 0 ]
 	$(if $(word 2,$(DISTROS)),$(MAKE) --no-print-directory $(addprefix molecule-,$(wordlist 2,$(words $(DISTROS)),$(DISTROS))))
 
