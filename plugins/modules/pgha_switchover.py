@@ -169,6 +169,22 @@ options:
     description: Start the watchdog process that resumes the PgBouncers when the module dies or hangs (see above).
     type: bool
     default: true
+  streaming_from_candidate:
+    description:
+      - Members that must stream from the candidate (cascading replication, for example through Patroni's
+        C(replicatefrom) tag) before the PAUSE. After the preflight the module polls the candidate's C(GET /patroni)
+        (its walsenders) every O(poll_interval) seconds until all of them stream, bounded by O(streaming_timeout),
+        then pauses at once. Timeout - the module fails, nothing changed.
+      - Why at once - in synchronous or quorum mode the leader drops a replica that streams from elsewhere from its
+        synchronous set at its next HA cycle, and a candidate promoted after that does not count the replica
+        either, so its first commits wait for another standby.
+    type: list
+    elements: str
+    default: []
+  streaming_timeout:
+    description: Seconds to wait for O(streaming_from_candidate).
+    type: float
+    default: 30
 extends_documentation_fragment:
   - pgha.cluster.patroni
 notes:
@@ -240,6 +256,11 @@ timeline_after:
   returned: always
   type: int
   sample: 5
+streaming_wait_s:
+  description: Seconds waited for O(streaming_from_candidate) before the PAUSE (not part of the clients' stall).
+  returned: when O(streaming_from_candidate) was given and checked
+  type: float
+  sample: 1.8
 phases:
   description:
     - Seconds spent in each phase (V(null) for a phase that did not run).
@@ -649,6 +670,35 @@ class Switchover(object):
             self.fail('cannot use HAProxy %s; nothing was changed' % '; '.join(failed))
         self.event('read %d HAProxy(s)' % len(self.haproxies))
 
+    def wait_streaming(self):
+        """Until every member of streaming_from_candidate streams from the candidate (its walsenders in its
+        own GET /patroni). Nothing is paused yet; a timeout fails the module with nothing changed."""
+        p = self.p
+        wanted = sorted(set(p['streaming_from_candidate']))
+        url = (self.state.member(p['candidate']) or {}).get('api_url')
+        t = time.monotonic()
+        end = t + p['streaming_timeout']
+        detail = 'no answer yet'
+        missing = wanted
+        while True:
+            try:
+                status = self.client.member_status(url)
+                streaming = sorted(r.get('application_name') or '' for r in status.get('replication') or []
+                                   if r.get('state') == 'streaming')
+                missing = [m for m in wanted if m not in streaming]
+                if not missing:
+                    self.result['streaming_wait_s'] = round(time.monotonic() - t, 3)
+                    self.event('%s stream(s) from %s' % (', '.join(wanted), p['candidate']))
+                    return
+                detail = 'streaming from it: %s' % (', '.join(streaming) or 'none')
+            except PatroniError as e:
+                detail = 'cannot read %s: %s' % (p['candidate'], e)
+            if time.monotonic() >= end:
+                self.close_poolers()
+                self.fail('%s did not stream from %s within streaming_timeout=%ss (%s); nothing was changed'
+                          % (', '.join(missing), p['candidate'], p['streaming_timeout'], detail))
+            time.sleep(min(p['poll_interval'], max(0.01, end - time.monotonic())))
+
     def close_poolers(self):
         for pl in self.poolers:
             pl.close()
@@ -829,6 +879,8 @@ class Switchover(object):
                                    % (self.result['old_leader'], p['candidate'], len(self.poolers), len(self.haproxies)))
             self.module.exit_json(**self.result)
 
+        if p['streaming_from_candidate']:
+            self.wait_streaming()
         watchdog = None
         if p['watchdog'] and self.poolers:
             watchdog = start_watchdog(self.poolers, p['pause_timeout'] + p['switchover_timeout'] + p['routing_timeout']
@@ -955,12 +1007,14 @@ def main():
         routing_timeout=dict(type='float', default=10),
         poll_interval=dict(type='float', default=0.2),
         watchdog=dict(type='bool', default=True),
+        streaming_from_candidate=dict(type='list', elements='str', default=[]),
+        streaming_timeout=dict(type='float', default=30),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_together=PATRONI_REQUIRED_TOGETHER,
                            supports_check_mode=True)
     p = module.params
-    bad = [k for k in ('pause_timeout', 'switchover_timeout', 'routing_timeout', 'poll_interval', 'timeout')
-           if p[k] <= 0]
+    bad = [k for k in ('pause_timeout', 'switchover_timeout', 'routing_timeout', 'poll_interval', 'timeout',
+                       'streaming_timeout') if p[k] <= 0]
     if bad:
         module.fail_json(msg='%s must be positive numbers of seconds; nothing was sent' % ', '.join(bad))
     if p['max_lag_bytes'] < 0:

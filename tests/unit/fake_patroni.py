@@ -36,6 +36,8 @@ class Member(object):
         self.advertised_url = None
         # faults: 'hang' (seconds), 'badjson' (bool), 'status' (int, for GET requests)
         self.faults = {}
+        # walsenders in its GET /patroni (Patroni's `replication`), e.g. cascading standbys of a replica
+        self.replication = []
 
 
 class FakePatroni(object):
@@ -178,6 +180,8 @@ class FakePatroni(object):
                 data['xlog'] = {'received_location': 67108864, 'replayed_location': 67108864, 'paused': False}
                 if not self.v3:
                     data['replication_state'] = 'streaming'
+            if m.replication:
+                data['replication'] = [dict(r) for r in m.replication]
             if m.pending_restart:
                 data['pending_restart'] = True
             if self.paused:
