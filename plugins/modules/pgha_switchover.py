@@ -174,7 +174,8 @@ options:
       - Members that must stream from the candidate (cascading replication, for example through Patroni's
         C(replicatefrom) tag) before the PAUSE. After the preflight the module polls the candidate's C(GET /patroni)
         (its walsenders) every O(poll_interval) seconds until all of them stream, bounded by O(streaming_timeout),
-        then pauses at once. Timeout - the module fails, nothing changed.
+        then pauses at once. After the timeout it warns and switches over anyway (only the stall after the
+        promotion depends on them).
       - Why at once - in synchronous or quorum mode the leader drops a replica that streams from elsewhere from its
         synchronous set at its next HA cycle, and a candidate promoted after that does not count the replica
         either, so its first commits wait for another standby.
@@ -672,7 +673,7 @@ class Switchover(object):
 
     def wait_streaming(self):
         """Until every member of streaming_from_candidate streams from the candidate (its walsenders in its
-        own GET /patroni). Nothing is paused yet; a timeout fails the module with nothing changed."""
+        own GET /patroni), at most streaming_timeout; nothing is paused yet. A timeout only warns."""
         p = self.p
         wanted = sorted(set(p['streaming_from_candidate']))
         url = (self.state.member(p['candidate']) or {}).get('api_url')
@@ -694,9 +695,14 @@ class Switchover(object):
             except PatroniError as e:
                 detail = 'cannot read %s: %s' % (p['candidate'], e)
             if time.monotonic() >= end:
-                self.close_poolers()
-                self.fail('%s did not stream from %s within streaming_timeout=%ss (%s); nothing was changed'
-                          % (', '.join(missing), p['candidate'], p['streaming_timeout'], detail))
+                # Only the stall after the promotion depends on it, not the switchover: go on.
+                self.result['streaming_wait_s'] = round(time.monotonic() - t, 3)
+                msg = ('%s did not stream from %s within streaming_timeout=%ss (%s); switching over without them: the '
+                       'first commits may wait for a standby' % (', '.join(missing), p['candidate'],
+                                                                p['streaming_timeout'], detail))
+                self.module.warn(msg)
+                self.event(msg)
+                return
             time.sleep(min(p['poll_interval'], max(0.01, end - time.monotonic())))
 
     def close_poolers(self):

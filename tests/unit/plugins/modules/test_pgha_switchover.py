@@ -123,27 +123,29 @@ def test_waits_for_cascading_standbys_then_pauses_at_once(stack):
     def cascade():
         started.append(time.monotonic())
         patroni.members['pg2'].replication = [{'application_name': 'pg3', 'state': 'catchup'}]
-        patroni.later(0.2, catch_up)
+        patroni.later(0.3, catch_up)
 
-    patroni.later(0.3, cascade)
+    patroni.later(0.5, cascade)
     r = run_module(module, args(stack, streaming_from_candidate=['pg3'], streaming_timeout=5))
     assert not r.failed, r['msg']
-    assert r['new_leader'] == 'pg2' and r['streaming_wait_s'] >= 0.4
+    assert r['new_leader'] == 'pg2' and r['streaming_wait_s'] >= 0.2
     # nothing paused before pg3 streamed from the candidate
-    assert min(p.times('PAUSE')[0] for p in poolers) > started[0] + 0.2
+    assert min(p.times('PAUSE')[0] for p in poolers) > started[0] + 0.3
     assert any('pg3 stream(s) from pg2' in e['event'] for e in r['events'])
 
 
-def test_cascading_standby_that_never_streams_changes_nothing(stack):
+def test_cascading_standby_that_never_streams_is_waited_for_within_the_bound_only(stack):
     patroni, poolers, haproxies = stack
     patroni.members['pg2'].replication = [{'application_name': 'pg3', 'state': 'catchup'}]
-    t = time.time()
     r = run_module(module, args(stack, streaming_from_candidate=['pg3', 'pg4'], streaming_timeout=0.5))
-    assert r.failed and time.time() - t < 5
-    assert 'pg3, pg4 did not stream from pg2 within streaming_timeout=0.5s' in r['msg']
-    assert 'nothing was changed' in r['msg']
-    assert not any(p.words() for p in poolers) and not post_times(patroni) and patroni.leader == 'pg1'
-    assert not any(h.actions for h in haproxies)
+    assert not r.failed, r['msg']
+    assert 0.5 <= r['streaming_wait_s'] < 3
+    # (warnings are plain strings or, with newer ansible-core, structured: read them as text)
+    assert 'pg3, pg4 did not stream from pg2 within streaming_timeout=0.5s' in json.dumps(r['warnings'])
+    # the switchover itself went on, with the pause bounded as always
+    assert patroni.leader == 'pg2'
+    for p in poolers:
+        assert p.words() == ['PAUSE', 'RECONNECT', 'RESUME']
 
 
 def test_pause_failing_on_second_pooler_resumes_the_first(stack):
