@@ -698,8 +698,8 @@ class Switchover(object):
                 # Only the stall after the promotion depends on it, not the switchover: go on.
                 self.result['streaming_wait_s'] = round(time.monotonic() - t, 3)
                 msg = ('%s did not stream from %s within streaming_timeout=%ss (%s); switching over without them: the '
-                       'first commits may wait for a standby' % (', '.join(missing), p['candidate'],
-                                                                p['streaming_timeout'], detail))
+                       'first commits may wait for a standby'
+                       % (', '.join(missing), p['candidate'], p['streaming_timeout'], detail))
                 self.module.warn(msg)
                 self.event(msg)
                 return
