@@ -139,13 +139,14 @@ def test_cascading_standby_that_never_streams_is_waited_for_within_the_bound_onl
     patroni.members['pg2'].replication = [{'application_name': 'pg3', 'state': 'catchup'}]
     r = run_module(module, args(stack, streaming_from_candidate=['pg3', 'pg4'], streaming_timeout=0.5))
     assert not r.failed, r['msg']
-    assert 0.5 <= r['streaming_wait_s'] < 3
+    # at least the bound; at most the bound plus one slow request (timeout 2 s) and some slack
+    assert 0.5 <= r['streaming_wait_s'] < 5, r['streaming_wait_s']
     # (warnings are plain strings or, with newer ansible-core, structured: read them as text)
     assert 'pg3, pg4 did not stream from pg2 within streaming_timeout=0.5s' in json.dumps(r['warnings'])
     # the switchover itself went on, with the pause bounded as always
-    assert patroni.leader == 'pg2'
+    assert patroni.leader == 'pg2', r['events']
     for p in poolers:
-        assert p.words() == ['PAUSE', 'RECONNECT', 'RESUME']
+        assert p.words() == ['PAUSE', 'RECONNECT', 'RESUME'], r['events']
 
 
 def test_pause_failing_on_second_pooler_resumes_the_first(stack):
