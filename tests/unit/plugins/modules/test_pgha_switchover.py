@@ -141,8 +141,9 @@ def test_cascading_standby_that_never_streams_is_waited_for_within_the_bound_onl
     assert not r.failed, r['msg']
     # at least the bound; at most the bound plus one slow request (timeout 2 s) and some slack
     assert 0.5 <= r['streaming_wait_s'] < 5, r['streaming_wait_s']
-    # (warnings are plain strings or, with newer ansible-core, structured: read them as text)
-    assert 'pg3, pg4 did not stream from pg2 within streaming_timeout=0.5s' in json.dumps(r['warnings'])
+    # Also a warning; the events are checked (ansible-core's warning list is process-global, and
+    # other in-process module runs of the suite can leave it empty here).
+    assert any('pg3, pg4 did not stream from pg2 within streaming_timeout=0.5s' in e['event'] for e in r['events'])
     # the switchover itself went on, with the pause bounded as always
     assert patroni.leader == 'pg2', r['events']
     for p in poolers:
