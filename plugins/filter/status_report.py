@@ -2,17 +2,24 @@
 # Copyright (c) 2026, pgha.cluster contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The status_report filter: the status playbook's report (the JSON it writes) and the lines it
-prints, built from what the status flow read (Patroni, PostgreSQL, etcd, HAProxy, PgBouncer).
+prints, built from what the status flow read (Patroni, PostgreSQL, etcd, HAProxy, PgBouncer and,
+with a backup group, pgBackRest's info and the leader's pg_stat_archiver).
 It was about 110 lines of Jinja in playbooks/status.yml; Python can be read, unit-tested and
 changed without re-deriving Jinja's scoping rules, and prints the same content."""
 
+import datetime
 import json
 
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.collections import is_sequence
 from ansible.module_utils.six import string_types
 
+from ansible_collections.pgha.cluster.plugins.filter.pgbackrest import pgbackrest_summary
+
 MEMBER_KEYS = ('name', 'role', 'state', 'timeline', 'lag', 'host', 'tags', 'pending_restart')
+ARCHIVING_ON = ('on', 'always')
+# wal_segment_size as SHOW and current_setting() print it ('16MB'); pg_settings.setting has bytes.
+SIZE_UNITS = {'B': 1, 'kB': 1024, 'MB': 1024 ** 2, 'GB': 1024 ** 3}
 
 
 def _text(value):
@@ -83,6 +90,135 @@ def _connection_strings(balancers, balancer_vars, host_address, vip):
     return conns
 
 
+def _segment_size(value):
+    """wal_segment_size in bytes from a number or PostgreSQL's text ('16MB'); None when unknown."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value) if value > 0 else None
+    text = _text(value).strip()
+    unit = next((u for u in sorted(SIZE_UNITS, key=len, reverse=True) if text.endswith(u)), '')
+    try:
+        size = int(text[:len(text) - len(unit)].strip()) * SIZE_UNITS.get(unit, 1)
+    except ValueError:
+        return None
+    return size if size > 0 else None
+
+
+def _segment_number(wal, segment_size):
+    """The segment number of a WAL file name (8 hex digits of timeline, 8 of "log", 8 of "seg"): segments
+    per "log" are 4 GiB / wal_segment_size, so 256 of 16 MB but 64 of 64 MB. The timeline is left out."""
+    if not wal or not segment_size:
+        return None
+    wal = _text(wal)
+    try:
+        if len(wal) != 24:
+            raise ValueError(wal)
+        return int(wal[8:16], 16) * (0x100000000 // segment_size) + int(wal[16:24], 16)
+    except ValueError:
+        return None
+
+
+def _later(a, b):
+    """Whether PostgreSQL text time stamp a is after b; by text when either cannot be read with its offset."""
+    try:
+        ta, tb = datetime.datetime.fromisoformat(_text(a)), datetime.datetime.fromisoformat(_text(b))
+        return ta > tb
+    except (TypeError, ValueError):
+        return _text(a) > _text(b)
+
+
+def _archiver(row):
+    """The leader's pg_stat_archiver row with lag_segments (archivable segments not archived yet) and
+    failing (the latest attempt failed)."""
+    row = dict(row or {})
+    size = _segment_size(row.get('wal_segment_size'))
+    current = _segment_number(row.get('current_wal'), size)
+    archived = _segment_number(row.get('last_archived_wal'), size)
+    # the segment being written cannot be archived before it is full
+    row['lag_segments'] = max(current - archived - 1, 0) if current is not None and archived is not None else None
+    try:
+        failed = int(row.get('failed_count') or 0)
+    except (TypeError, ValueError):
+        failed = 0
+    row['failing'] = bool(failed > 0 and (row.get('last_archived_time') is None
+                                          or _later(row.get('last_failed_time'), row.get('last_archived_time'))))
+    return row
+
+
+def _answered(archiver):
+    """Whether the leader's pg_stat_archiver row came (it is {} without a leader or when PostgreSQL did not answer)."""
+    return any(k not in ('lag_segments', 'failing') for k in archiver)
+
+
+def _backup_section(backup, max_backup_age_hours, max_archive_lag_segments):
+    """The report's backup section, or None without a backup group."""
+    if not backup:
+        return None
+    if not isinstance(backup, dict):
+        raise AnsibleFilterError('status_report: backup must be a dict (info, info_error, stanza, archiver), got %s'
+                                 % type(backup).__name__)
+    stanza = backup.get('stanza')
+    if not stanza:
+        raise AnsibleFilterError('status_report: backup needs the stanza name')
+    return {'summary': pgbackrest_summary(backup.get('info') or '', _text(stanza), now=backup.get('now')),
+            'info_error': _text(backup.get('info_error') or ''),
+            'archiver': _archiver(backup.get('archiver')),
+            'thresholds': {'max_backup_age_hours': max_backup_age_hours,
+                           'max_archive_lag_segments': max_archive_lag_segments}}
+
+
+def _backup_violations(section, host, limits_text):
+    """Violations of the repository (readable, a backup, recent enough) and of WAL archiving on the leader."""
+    v = []
+    summary, archiver = section['summary'], section['archiver']
+    if section['info_error']:
+        v.append('backup repository: %s' % section['info_error'])
+    elif not summary['backups'] and summary['status_code'] in (0, 2):
+        v.append('backup repository: stanza %s has no backup' % summary['stanza'])
+    elif not summary['ok']:
+        v.append('backup repository: %s' % summary['error'])
+    newest = summary['newest']
+    if newest and newest['age_hours'] > section['thresholds']['max_backup_age_hours']:
+        v.append('newest backup %s is %s h old (> %s h)' % (newest['label'], newest['age_hours'], limits_text[2]))
+    # without the leader's row (no leader, PostgreSQL unreachable) other violations already say so
+    if not _answered(archiver):
+        return v
+    if archiver.get('archive_mode') not in ARCHIVING_ON:
+        v.append('WAL archiving is off on the leader (archive_mode=%s)' % _text(archiver.get('archive_mode')))
+    if archiver['failing']:
+        v.append('WAL archiving on %s is failing: failed_count %s, last failure %s at %s'
+                 % (host, archiver.get('failed_count'), archiver.get('last_failed_wal'), archiver.get('last_failed_time')))
+    lag = archiver['lag_segments']
+    if lag is not None and lag > section['thresholds']['max_archive_lag_segments']:
+        v.append('WAL archiving on %s is %s segments behind (> %s)' % (host, lag, limits_text[3]))
+    return v
+
+
+def _backup_lines(section):
+    summary, archiver = section['summary'], section['archiver']
+    if section['info_error'] or not summary['backups']:
+        lines = ['backup: %s' % (section['info_error'] or summary['error'])]
+    else:
+        parts = []
+        for kind in ('full', 'diff', 'incr'):
+            b = summary['last_' + kind]
+            # an incremental is named only when there is one, so that sites taking none are not told so
+            if b is None and kind == 'incr':
+                continue
+            parts.append('last %s %s' % (kind, '%s (%s h ago)' % (b['label'], b['age_hours']) if b else 'none'))
+        lines = ['backup: ' + ', '.join(parts)]
+    if not _answered(archiver):
+        lines.append('archive: no answer from the leader')
+        return lines
+    lag = archiver['lag_segments']
+    lines.append('archive: last archived %s at %s, failed_count %s, lag %s%s' % (
+        archiver.get('last_archived_wal') or 'none', archiver.get('last_archived_time') or 'never',
+        _text(archiver.get('failed_count')), 'unknown' if lag is None else '%s segments' % lag,
+        ' FAILING' if archiver['failing'] else ''))
+    return lines
+
+
 def _violations(cluster, members, member_host, replicas, postgresql, etcd_health, etcd_members, write_up,
                 leader_host, pools, vip, vip_holders, max_lag_bytes, max_lag_seconds, limits_text):
     v = []
@@ -123,9 +259,15 @@ def status_lines(report, member_host, json_path):
             m.get('name'), m.get('role'), m.get('state'), m.get('timeline'), rep.get('lag_bytes', 0),
             rep.get('replay_lag_s', 0), p.get('connections', '?'), p.get('max_connections', '?'),
             ' pending_restart' if m.get('pending_restart') else ''))
-    lines.append('thresholds: lag <= %s B and <= %s s' % (r['thresholds']['max_lag_bytes'], r['thresholds']['max_lag_seconds']))
+    thresholds = 'thresholds: lag <= %s B and <= %s s' % (r['thresholds']['max_lag_bytes'], r['thresholds']['max_lag_seconds'])
+    if r['backup']:
+        thresholds += (', newest backup <= %s h, archive lag <= %s segments'
+                       % (r['thresholds']['max_backup_age_hours'], r['thresholds']['max_archive_lag_segments']))
+    lines.append(thresholds)
     lines.append('etcd: ' + (', '.join('%s healthy=%s' % (e.get('endpoint', '?'), e.get('health', False))
                                        for e in r['etcd']['health']) or 'no answer'))
+    if r['backup']:
+        lines.extend(_backup_lines(r['backup']))
     for b, rows in r['haproxy'].items():
         for row in rows:
             lines.append('haproxy %s %-14s %-10s %-8s sessions %s'
@@ -149,7 +291,8 @@ def status_lines(report, member_host, json_path):
 
 def status_report(cluster, postgresql=None, etcd=None, haproxy=None, pgbouncer=None, member_host=None,
                   host_address=None, balancers=None, balancer_vars=None, etcd_members=0,
-                  max_lag_bytes=10485760, max_lag_seconds=5, time=None, json_path=''):
+                  max_lag_bytes=10485760, max_lag_seconds=5, time=None, json_path='', backup=None,
+                  max_backup_age_hours=48, max_archive_lag_segments=16):
     """Return {'report': the JSON document, 'lines': what to print}. See status_report.yml."""
     cluster = cluster if isinstance(cluster, dict) else {}
     postgresql = dict(postgresql or {})
@@ -160,11 +303,13 @@ def status_report(cluster, postgresql=None, etcd=None, haproxy=None, pgbouncer=N
     haproxy = dict(haproxy or {})
     etcd = list(etcd or []) if is_sequence(etcd) else []
     # The messages quote the limits as the operator gave them (5, not 5.0).
-    limits_text = (_text(max_lag_bytes), _text(max_lag_seconds))
+    limits_text = (_text(max_lag_bytes), _text(max_lag_seconds), _text(max_backup_age_hours), _text(max_archive_lag_segments))
     try:
         max_lag_bytes = int(max_lag_bytes)
         max_lag_seconds = float(max_lag_seconds)
         etcd_members = int(etcd_members)
+        max_backup_age_hours = float(max_backup_age_hours)
+        max_archive_lag_segments = int(max_archive_lag_segments)
     except (TypeError, ValueError) as e:
         raise AnsibleFilterError('status_report: thresholds must be numbers: %s' % e)
 
@@ -184,9 +329,14 @@ def status_report(cluster, postgresql=None, etcd=None, haproxy=None, pgbouncer=N
                        if row.get('backend') == 'postgres_write' and str(row.get('status', '')).startswith('UP')]
     violations = _violations(cluster, members, member_host, replicas, postgresql, etcd_health, etcd_members,
                              write_up, leader_host, pools, vip, vip_holders, max_lag_bytes, max_lag_seconds, limits_text)
+    backup_section = _backup_section(backup, max_backup_age_hours, max_archive_lag_segments)
+    thresholds = {'max_lag_bytes': max_lag_bytes, 'max_lag_seconds': max_lag_seconds}
+    if backup_section:
+        violations.extend(_backup_violations(backup_section, leader_host or leader or 'the leader', limits_text))
+        thresholds.update(backup_section['thresholds'])
     report = {
         'time': time,
-        'thresholds': {'max_lag_bytes': max_lag_bytes, 'max_lag_seconds': max_lag_seconds},
+        'thresholds': thresholds,
         'ok': not violations,
         'violations': violations,
         'leader': leader,
@@ -203,6 +353,7 @@ def status_report(cluster, postgresql=None, etcd=None, haproxy=None, pgbouncer=N
         'pgbouncer_pools': pools,
         'client_address': {'address': vip or None, 'holders': vip_holders},
         'connection_strings': _connection_strings(balancers, balancer_vars, host_address, vip),
+        'backup': backup_section,
     }
     return {'report': report, 'lines': status_lines(report, member_host, json_path)}
 
