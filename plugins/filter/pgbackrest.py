@@ -277,7 +277,7 @@ def pgbackrest_restore_plan(info_text, stanza, target_type, target='', backup_se
     if given:
         plan['backup_set'] = given
     if target_type not in TARGET_TYPES:
-        problems.append('target_type %r is not one of %s: give one of them' % (target_type, ', '.join(TARGET_TYPES)))
+        problems.append('the restore type %r is not one of %s: give one of them' % (target_type, ', '.join(TARGET_TYPES)))
     elif target_type == 'time':
         problems.extend(_time_plan(plan, backups, target, now, given))
     elif target_type == 'lsn':

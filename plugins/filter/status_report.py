@@ -110,10 +110,13 @@ def _segment_number(wal, segment_size):
     per "log" are 4 GiB / wal_segment_size, so 256 of 16 MB but 64 of 64 MB. The timeline is left out."""
     if not wal or not segment_size:
         return None
+    # A backup history file (<segment>.<offset>.backup) or a .partial names the segment it belongs
+    # to; a timeline history file (00000002.history) names none.
     wal = _text(wal)
     try:
-        if len(wal) != 24:
+        if len(wal) < 24 or (len(wal) > 24 and wal[24] != '.'):
             raise ValueError(wal)
+        wal = wal[:24]
         return int(wal[8:16], 16) * (0x100000000 // segment_size) + int(wal[16:24], 16)
     except ValueError:
         return None

@@ -210,7 +210,7 @@ def test_latest_and_immediate_take_no_target(target_type):
 @pytest.mark.parametrize('target_type', ['default', '', None, 'xid'])
 def test_unknown_target_type(target_type):
     p = plan(target_type)
-    assert p['problems'] == ['target_type %r is not one of latest, immediate, time, lsn, name: give one of them'
+    assert p['problems'] == ['the restore type %r is not one of latest, immediate, time, lsn, name: give one of them'
                              % target_type]
     assert p['backup_set'] == '' and p['newest'] == INCR
 

@@ -347,6 +347,11 @@ def test_archiving_behind():
     (None, '000000010000000000000003', '000000010000000100000000', None),
     ('lots', '000000010000000000000003', '000000010000000100000000', None),
     (16777216, 'not-a-wal-file', '000000010000000100000000', None),
+    # a backup history file and a partial segment count as their segment; a timeline history file as none
+    (16777216, '000000020000000000000009.00000028.backup', '00000002000000000000000A', 0),
+    (16777216, '000000010000000000000009.partial', '00000002000000000000000C', 2),
+    (16777216, '00000002.history', '00000002000000000000000A', None),
+    (16777216, '000000020000000000000009x', '00000002000000000000000A', None),
 ])
 def test_archive_lag_segments(size, last, current, lag):
     cluster, args = with_backup(archiver={'wal_segment_size': size, 'last_archived_wal': last, 'current_wal': current},
