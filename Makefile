@@ -23,7 +23,7 @@ export ANSIBLE_CALLBACKS_ENABLED := ansible.posix.timer,ansible.posix.profile_ta
 endif
 
 .PHONY: help venv docker images lab lab-up lab-status lab-destroy docker-stop \
-        lint sanity unit artifact molecule molecule-12 molecule-13 test bench bench-short clean
+        lint sanity unit artifact molecule molecule-12 molecule-13 test bench bench-short bench-backup clean
 
 help:
 	@echo "make lab          build what is needed, bring up the Docker lab and provision it (LAB_DISTRO=12|13)"
@@ -32,6 +32,7 @@ help:
 	@echo "make lab-destroy  remove the lab's containers and network"
 	@echo "make docker-stop  stop the dockerd this project started (if it started one)"
 	@echo "make bench        measure failover and switchover on the lab (BENCH_ARGS='--trials 5')"
+	@echo "make bench-backup measure backup and restore on the lab; the restore REPLACES its data (BENCH_BACKUP_ARGS='--no-restore')"
 
 # --- tooling -----------------------------------------------------------------------------
 $(VENV)/.installed: requirements.txt
@@ -172,6 +173,12 @@ bench: venv
 
 bench-short: venv
 	python bench/run.py --short
+
+# Backup and restore of a pgbench database (scale 50) through the collection's playbooks; the
+# point-in-time restore at the end replaces the lab's data (BENCH_BACKUP_ARGS=--no-restore skips it).
+BENCH_BACKUP_ARGS ?=
+bench-backup: venv
+	python bench/backup.py $(BENCH_BACKUP_ARGS)
 
 clean: lab-destroy
 	rm -rf $(VENV) .collections .pytest_cache

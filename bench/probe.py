@@ -8,8 +8,10 @@ Subcommands
   mark    append a timestamped event (fault start/end) to an events file
   report  attempts / acknowledged / failed / longest write gap / longest stall, per event window
   verify  every acknowledged id present in the database (exit 1 on any lost acknowledged write)
+  pitr    after a point-in-time restore to TARGET: acknowledged before it present, begun after it absent
   stop    end a detached probe (SIGTERM, then SIGKILL after a bound) by its pid file
   wait    wait (bounded) until a detached probe has ended, or until its log shows N acknowledgements
+          (--acks N: N in all; --more N: N more than when the wait began)
 
 An id counts as acknowledged only when COMMIT returned "COMMIT". Every network wait is bounded:
 by default (--connect-mode async) the probe uses psycopg2's asynchronous connections and select()
@@ -42,6 +44,7 @@ Events file (JSON lines): {"t", "name", "phase": start|end|point, "note"}.
 """
 
 import argparse
+import datetime
 import errno
 import json
 import math
@@ -668,6 +671,48 @@ def acked_ids(records):
     return {a['id'] for a in attempts if a.get('ok') and not a.get('cut')}
 
 
+def parse_target(text):
+    """Epoch seconds of a restore target: epoch seconds, or an ISO 8601 time with a UTC offset
+    (PostgreSQL's own '2026-12-01 10:15:00.123+00' included). ValueError otherwise."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    # PostgreSQL prints an offset of whole hours as '+00'; older fromisoformat wants '+00:00'
+    t = datetime.datetime.fromisoformat(re.sub(r'([+-]\d\d)$', r'\1:00', text))
+    if t.tzinfo is None:  # a local time would depend on where the check runs
+        raise ValueError('%r has no UTC offset' % text)
+    return t.timestamp()
+
+
+def pitr_check(records, present_ids, target):
+    """The probe's rows after a point-in-time restore to target (epoch seconds), as Jepsen counts.
+
+    Acknowledged attempts that ended before the target must be present; attempts that began after
+    it must be absent, acknowledged or not (their COMMIT came after the target); attempts that
+    straddle it may be either and are only counted. Failed attempts that ended before the target
+    are not judged (in doubt or never written). The log's times are the client's clock, the
+    target the server's: both must be the same clock (one machine, or synchronised)."""
+    attempts = split_log(records)[1]
+    present = set(present_ids)
+    before = sorted(a['id'] for a in attempts if a.get('ok') and not a.get('cut') and a['t_end'] < target)
+    after = sorted(a['id'] for a in attempts if a['t_start'] > target)
+    straddling = [a for a in attempts if a['t_start'] <= target <= a['t_end']]
+    missing = [i for i in before if i not in present]
+    after_present = [i for i in after if i in present]
+    return {
+        'before_acked': len(before),
+        'before_missing': len(missing),
+        'before_missing_ids': missing[:20],
+        'after_begun': len(after),
+        'after_present': len(after_present),
+        'after_present_ids': after_present[:20],
+        'straddling': len(straddling),
+        'ok': not missing and not after_present,
+    }
+
+
 def find_lost(records, present_ids):
     """Compare the log against the ids present in the database."""
     attempts = split_log(records)[1]
@@ -848,10 +893,11 @@ def cmd_report(args):
     return 0
 
 
-def fetch_present(dsn, run_id, wait=30.0, connect_timeout=3):
-    """Ids of run_id present in probe_writes, read through dsn; retried until `wait` passes."""
+def fetch_present(dsn, run_id, wait=30.0, connect_timeout=3, what='verify'):
+    """Ids of run_id present in probe_writes, read through dsn; retried until `wait` passes.
+    what: the subcommand, named in the errors."""
     if psycopg2 is None:
-        raise SystemExit('psycopg2 is required for verify')
+        raise SystemExit('psycopg2 is required for %s' % what)
     deadline = now() + wait
     last = None
     while True:
@@ -864,7 +910,7 @@ def fetch_present(dsn, run_id, wait=30.0, connect_timeout=3):
                     cur.execute('SET LOCAL statement_timeout = 20000')
                     cur.execute('SELECT pg_is_in_recovery()')
                     if cur.fetchone()[0]:
-                        raise psycopg2.OperationalError('verify DSN reached a replica, not the leader')
+                        raise psycopg2.OperationalError('%s DSN reached a replica, not the leader' % what)
                     cur.execute('SELECT id FROM probe_writes WHERE run_id = %s', (run_id,))
                     ids = {r[0] for r in cur.fetchall()}
                 conn.rollback()
@@ -876,7 +922,7 @@ def fetch_present(dsn, run_id, wait=30.0, connect_timeout=3):
         except psycopg2.Error as exc:
             last = exc
             if now() >= deadline:
-                raise SystemExit('verify: cannot read probe_writes through %s: %s' % (mask_dsn(dsn), str(last).strip()))
+                raise SystemExit('%s: cannot read probe_writes through %s: %s' % (what, mask_dsn(dsn), str(last).strip()))
             time.sleep(1)
 
 
@@ -905,6 +951,26 @@ def cmd_verify(args):
     return 0
 
 
+def cmd_pitr(args):
+    try:
+        target = parse_target(args.target)
+    except ValueError as exc:
+        print('pitr: bad --target: %s' % exc, file=sys.stderr)
+        return 2
+    records = read_jsonl(args.log)
+    run_id = args.run_id or split_log(records)[0].get('run_id')
+    if not run_id:
+        print('pitr: %s has no start record (give --run-id)' % args.log, file=sys.stderr)
+        return 2
+    present = fetch_present(args.dsn, run_id, wait=args.wait, what='pitr')
+    res = dict(pitr_check(records, present, target), target=args.target, target_epoch=target, run_id=run_id)
+    print(json.dumps(res, sort_keys=True))
+    if args.json:
+        with open(args.json, 'w', encoding='utf-8') as fh:
+            json.dump(res, fh, indent=2, sort_keys=True)
+    return 0 if res['ok'] else 1
+
+
 def cmd_stop(args):
     print(stop_pid(args.pid_file, args.timeout))
     return 0
@@ -912,20 +978,23 @@ def cmd_stop(args):
 
 def cmd_wait(args):
     end = now() + args.timeout
-    if args.acks is not None:
+    acks = args.acks
+    if args.more is not None:
+        acks = count_acks(args.log) + args.more
+    if acks is not None:
         while now() < end:
-            if count_acks(args.log) >= args.acks:
-                print('acknowledged >= %d' % args.acks)
+            if count_acks(args.log) >= acks:
+                print('acknowledged >= %d' % acks)
                 return 0
             if args.pid_file:
                 pid = _read_pid(args.pid_file)
                 if pid and not _pid_alive(pid):
-                    print('probe ended before %d acknowledgements' % args.acks, file=sys.stderr)
+                    print('probe ended before %d acknowledgements' % acks, file=sys.stderr)
                     return 1
             time.sleep(0.1)
         last = read_jsonl(args.log)[-1:] if args.log else []
         print('timeout: fewer than %d acknowledgements in %s; last record: %s'
-              % (args.acks, args.log, json.dumps(last[0]) if last else 'none'), file=sys.stderr)
+              % (acks, args.log, json.dumps(last[0]) if last else 'none'), file=sys.stderr)
         return 1
     pid = _read_pid(args.pid_file)
     if pid is None:
@@ -987,15 +1056,28 @@ def build_parser():
     v.add_argument('--allow-empty', action='store_true')
     v.set_defaults(func=cmd_verify)
 
+    pt = sub.add_parser('pitr', help='after a point-in-time restore: the probe\'s rows against the target')
+    pt.add_argument('--log', required=True)
+    pt.add_argument('--dsn', required=True)
+    pt.add_argument('--target', required=True,
+                    help="the restore's target time: ISO 8601 with a UTC offset ('2026-12-01 10:15:00.123+00') "
+                         "or epoch seconds")
+    pt.add_argument('--run-id', help="default: the log's start record")
+    pt.add_argument('--wait', type=float, default=30.0, help='retry connecting for this long')
+    pt.add_argument('--json')
+    pt.set_defaults(func=cmd_pitr)
+
     s = sub.add_parser('stop', help='stop a detached probe')
     s.add_argument('--pid-file', required=True)
     s.add_argument('--timeout', type=float, default=10.0)
     s.set_defaults(func=cmd_stop)
 
-    w = sub.add_parser('wait', help='wait until a detached probe ended, or until --acks N')
+    w = sub.add_parser('wait', help='wait until a detached probe ended, or until --acks N / --more N')
     w.add_argument('--pid-file')
     w.add_argument('--log')
-    w.add_argument('--acks', type=int)
+    n = w.add_mutually_exclusive_group()
+    n.add_argument('--acks', type=int, help='until the log holds N acknowledgements')
+    n.add_argument('--more', type=int, help='until the log holds N more acknowledgements than when the wait began')
     w.add_argument('--timeout', type=float, default=60.0)
     w.set_defaults(func=cmd_wait)
     return p
@@ -1003,10 +1085,10 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.cmd == 'wait' and args.acks is not None and not args.log:
-        raise SystemExit('wait --acks needs --log')
-    if args.cmd == 'wait' and args.acks is None and not args.pid_file:
-        raise SystemExit('wait needs --pid-file (or --log with --acks)')
+    if args.cmd == 'wait' and (args.acks is not None or args.more is not None) and not args.log:
+        raise SystemExit('wait --acks/--more needs --log')
+    if args.cmd == 'wait' and args.acks is None and args.more is None and not args.pid_file:
+        raise SystemExit('wait needs --pid-file (or --log with --acks or --more)')
     return args.func(args)
 
 

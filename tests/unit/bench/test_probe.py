@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """bench/probe.py: the analysis functions on synthetic logs (pure, fast), the CLI glue, and
 `run` against a throwaway PostgreSQL when its binaries exist on this machine (skipped, and so
-not counted as passing, when they do not; the lab exercises `run` through PgBouncer).
+not counted as passing, when they do not; the lab exercises `run` through PgBouncer); with the
+same binaries, `pitr` after a real point-in-time recovery of such a server.
 
 `run --connect-mode blocking` also runs against local TCP servers that speak just enough of the
 PostgreSQL protocol to stall real libpq where a dead or frozen pooler would (FakePg): no mock of
@@ -167,6 +168,104 @@ def test_find_lost_none():
     assert probe.find_lost(recs, {1, 2, 3, 4, 5, 99})['lost'] == 0
 
 
+# ---------------------------------------------------------------------------------------------
+# pitr: the probe's rows after a point-in-time restore
+
+def test_parse_target():
+    assert probe.parse_target('2026-12-01 10:15:00.123+00') == pytest.approx(1796120100.123)
+    assert probe.parse_target('2026-12-01T11:15:00.123+01:00') == pytest.approx(1796120100.123)
+    assert probe.parse_target('2026-12-01T10:15:00Z') == pytest.approx(1796120100.0)
+    assert probe.parse_target(' 1796120100.5 ') == 1796120100.5
+    with pytest.raises(ValueError, match='no UTC offset'):
+        probe.parse_target('2026-12-01 10:15:00')
+    with pytest.raises(ValueError):
+        probe.parse_target('yesterday')
+
+
+def test_pitr_check_counts_before_after_and_straddling():
+    # 10 attempts of 10 ms every 50 ms from t=1000: id i runs [1000 + 0.05 (i-1), ... + 0.01]
+    recs = synth('ooxocooooo')
+    target = 1000.205  # inside attempt 5 (1000.20 - 1000.21): it straddles
+    res = probe.pitr_check(recs, {1, 2, 4, 5}, target)
+    # before: acknowledged 1, 2, 4 (3 failed: not judged); after: 6-10, all absent
+    assert res == {'before_acked': 3, 'before_missing': 0, 'before_missing_ids': [], 'after_begun': 5,
+                   'after_present': 0, 'after_present_ids': [], 'straddling': 1, 'ok': True}
+    # a straddling id absent is fine as well; an acknowledged id before the target missing and
+    # an id begun after it present (acknowledged or not) are not
+    res = probe.pitr_check(recs, {1, 4, 3, 7}, target)
+    assert (res['before_missing'], res['before_missing_ids']) == (1, [2])
+    assert (res['after_present'], res['after_present_ids']) == (1, [7])
+    assert res['ok'] is False
+
+
+def test_pitr_check_failed_or_cut_after_the_target_must_be_absent():
+    recs = synth('ooxxk')
+    res = probe.pitr_check(recs, {1, 2, 3, 4, 5}, 1000.03)
+    assert res['before_acked'] == 1 and res['straddling'] == 0
+    assert res['after_begun'] == 4 and res['after_present_ids'] == [2, 3, 4, 5]
+
+
+def test_pitr_check_lists_at_most_20_ids():
+    recs = synth('o' * 50)
+    target = 1000.0 + 25 * 0.05 - 0.02  # between attempt 25 and 26
+    res = probe.pitr_check(recs, set(), target)
+    assert res['before_missing'] == 25 and res['before_missing_ids'] == list(range(1, 21))
+    res = probe.pitr_check(recs, set(range(1, 51)), target)
+    assert res['after_present'] == 25 and res['after_present_ids'] == list(range(26, 46))
+
+
+def test_pitr_cli_arguments():
+    args = probe.build_parser().parse_args(['pitr', '--log', 'l', '--dsn', 'd', '--target', '2026-12-01 10:15:00+00',
+                                            '--run-id', 'r', '--json', 'o'])
+    assert (args.func, args.target, args.run_id, args.json, args.wait) == (probe.cmd_pitr, '2026-12-01 10:15:00+00',
+                                                                           'r', 'o', 30.0)
+    with pytest.raises(SystemExit):
+        probe.build_parser().parse_args(['pitr', '--log', 'l', '--dsn', 'd'])
+
+
+def test_pitr_refuses_a_bad_target_or_a_log_without_run_id(tmp_path, capsys):
+    log = tmp_path / 'probe.log'
+    log.write_text('')
+    assert probe.main(['pitr', '--log', str(log), '--dsn', 'host=/nonexistent', '--target', '10:15']) == 2
+    assert probe.main(['pitr', '--log', str(log), '--dsn', 'host=/nonexistent', '--target', '1000']) == 2
+    assert 'no start record' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# wait --acks / --more
+
+def _ack_line(i):
+    return json.dumps({'type': 'attempt', 'id': i, 't_start': 1.0, 't_end': 1.1, 'ok': True}) + '\n'
+
+
+def test_wait_more_counts_from_the_acknowledgements_already_logged(tmp_path):
+    log = tmp_path / 'probe.log'
+    log.write_text(''.join(_ack_line(i) for i in range(1, 6)))
+    # 5 in the log: --acks 5 is met at once, --more 1 is not until another arrives
+    assert probe.main(['wait', '--log', str(log), '--acks', '5', '--timeout', '1']) == 0
+    t0 = time.time()
+    assert probe.main(['wait', '--log', str(log), '--more', '1', '--timeout', '0.3']) == 1
+    assert time.time() - t0 < 2
+
+    def append_later():
+        time.sleep(0.3)
+        with open(log, 'a') as fh:
+            fh.write(_ack_line(6) + _ack_line(7))
+    writer = threading.Thread(target=append_later)
+    writer.start()
+    try:
+        assert probe.main(['wait', '--log', str(log), '--more', '2', '--timeout', '10']) == 0
+    finally:
+        writer.join()
+
+
+def test_wait_more_arguments():
+    with pytest.raises(SystemExit, match='needs --log'):
+        probe.main(['wait', '--more', '3'])
+    with pytest.raises(SystemExit):  # --acks and --more exclude each other
+        probe.build_parser().parse_args(['wait', '--log', 'l', '--acks', '1', '--more', '1'])
+
+
 def test_read_jsonl_skips_torn_line(tmp_path):
     p = tmp_path / 'log'
     p.write_text(json.dumps({'type': 'start', 'run_id': 'x', 't': 1}) + '\n{"type": "att')
@@ -220,41 +319,63 @@ def _free_port():
     return port
 
 
+class LocalPg:
+    """Throwaway PostgreSQL servers in a temp dir of their own (pytest's is private to root, and
+    the servers run as postgres when the tests run as root). Skips the test where that cannot be."""
+
+    def __init__(self):
+        self.bindir = _pg_bin()
+        if self.bindir is None:
+            pytest.skip('NOT TESTED: no PostgreSQL server binaries (initdb/pg_ctl) on this machine')
+        if probe.psycopg2 is None:
+            pytest.skip('NOT TESTED: psycopg2 missing')
+        self.pre = []
+        if os.geteuid() == 0:  # initdb refuses root; run the cluster as the postgres user if present
+            try:
+                import pwd
+                pwd.getpwnam('postgres')
+            except (ImportError, KeyError):
+                pytest.skip('NOT TESTED: running as root without a postgres user')
+            self.pre = ['runuser', '-u', 'postgres', '--']
+        self.dir = tempfile.mkdtemp(prefix='pgha-probe-test-')
+        os.chmod(self.dir, 0o777)
+        self.started = []
+
+    def run(self, tool, *args, timeout=60):
+        return subprocess.run(self.pre + [os.path.join(self.bindir, tool)] + list(args), check=True,
+                              capture_output=True, timeout=timeout)
+
+    def initdb(self, data):
+        self.run('initdb', '-D', data, '-U', 'postgres', '--auth=trust', '-N')
+
+    def start(self, data, port, *settings):
+        """Start the server of data on 127.0.0.1:port; its DSN. settings: '-c name=value' pairs."""
+        opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off %s" % (port, self.dir, ' '.join(settings))
+        self.run('pg_ctl', '-D', data, '-o', opts, '-l', data + '.log', '-w', '-t', '20', 'start', timeout=30)
+        self.started.append(data)
+        return 'host=127.0.0.1 port=%d user=postgres dbname=postgres' % port
+
+    def cleanup(self):
+        for data in self.started:
+            subprocess.run(self.pre + [os.path.join(self.bindir, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w',
+                                       '-t', '20', 'stop'], capture_output=True, timeout=30, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 @pytest.fixture
-def throwaway_pg():
-    bindir = _pg_bin()
-    if bindir is None:
-        pytest.skip('NOT TESTED: no PostgreSQL server binaries (initdb/pg_ctl) on this machine')
-    if probe.psycopg2 is None:
-        pytest.skip('NOT TESTED: psycopg2 missing')
-    pre = []
-    if os.geteuid() == 0:  # initdb refuses root; run the cluster as the postgres user if present
-        try:
-            import pwd
-            pwd.getpwnam('postgres')
-        except (ImportError, KeyError):
-            pytest.skip('NOT TESTED: running as root without a postgres user')
-        pre = ['runuser', '-u', 'postgres', '--']
-    # own temp dir: pytest's is private to root, and the server runs as postgres
-    tmp_path = tempfile.mkdtemp(prefix='pgha-probe-test-')
-    os.chmod(tmp_path, 0o777)
-    data = os.path.join(tmp_path, 'data')
-    port = _free_port()
+def local_pg():
+    pg = LocalPg()
     try:
-        subprocess.run(pre + [os.path.join(bindir, 'initdb'), '-D', data, '-U', 'postgres', '--auth=trust', '-N'],
-                       check=True, capture_output=True, timeout=60)
-    except Exception:
-        shutil.rmtree(tmp_path, ignore_errors=True)
-        raise
-    opts = "-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off" % (port, tmp_path)
-    subprocess.run(pre + [os.path.join(bindir, 'pg_ctl'), '-D', data, '-o', opts, '-l', os.path.join(tmp_path, 'pg.log'),
-                          '-w', '-t', '20', 'start'], check=True, capture_output=True, timeout=30)
-    try:
-        yield 'host=127.0.0.1 port=%d user=postgres dbname=postgres' % port
+        yield pg
     finally:
-        subprocess.run(pre + [os.path.join(bindir, 'pg_ctl'), '-D', data, '-m', 'immediate', '-w', '-t', '20', 'stop'],
-                       capture_output=True, timeout=30, check=False)
-        shutil.rmtree(tmp_path, ignore_errors=True)
+        pg.cleanup()
+
+
+@pytest.fixture
+def throwaway_pg(local_pg):
+    data = os.path.join(local_pg.dir, 'data')
+    local_pg.initdb(data)
+    return local_pg.start(data, _free_port())
 
 
 def test_run_and_verify_against_real_postgres(throwaway_pg, tmp_path):
@@ -278,6 +399,69 @@ def test_run_and_verify_against_real_postgres(throwaway_pg, tmp_path):
                         capture_output=True, text=True, timeout=20, check=False)
     assert rc.returncode == 1
     assert 'LOST 1' in rc.stdout
+
+
+def _sql(dsn, sql, params=None):
+    conn = probe.psycopg2.connect(dsn, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else None
+    finally:
+        conn.close()
+
+
+def test_pitr_after_a_real_point_in_time_recovery(local_pg, tmp_path):
+    """A base backup, the probe writing, WAL archived; a copy recovered to a time in the middle of
+    the run: pitr passes; then a write acknowledged before the target deleted and one begun after
+    it inserted: pitr fails and names both."""
+    archive = os.path.join(local_pg.dir, 'archive')
+    os.mkdir(archive)
+    os.chmod(archive, 0o777)
+    primary, copy = os.path.join(local_pg.dir, 'primary'), os.path.join(local_pg.dir, 'copy')
+    local_pg.initdb(primary)
+    dsn = local_pg.start(primary, _free_port(), '-c archive_mode=on', "-c archive_command='cp %%p %s/%%f'" % archive)
+    local_pg.run('pg_basebackup', '-d', dsn, '-D', copy, '-X', 'stream', '-c', 'fast')
+    log = str(tmp_path / 'probe.log')
+    rc = subprocess.run([sys.executable, PROBE_PATH, 'run', '--dsn', dsn, '--interval', '0.02', '--duration', '1.5',
+                         '--log', log], capture_output=True, text=True, timeout=20, check=False)
+    assert rc.returncode == 0, rc.stderr
+    attempts = probe.split_log(probe.read_jsonl(log))[1]
+    target = (attempts[0]['t_start'] + attempts[-1]['t_end']) / 2
+    # as PostgreSQL prints it: what a restore is given and what pitr must parse
+    target_text = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(target)) + ('%.6f' % (target % 1))[1:] + '+00'
+    segment = _sql(dsn, 'SELECT pg_walfile_name(pg_switch_wal())')[0][0]
+    end = time.time() + 10
+    while (_sql(dsn, 'SELECT last_archived_wal FROM pg_stat_archiver')[0][0] or '') < segment:
+        assert time.time() < end, 'WAL segment %s not archived within 10 s' % segment
+        time.sleep(0.1)
+    with open(os.path.join(copy, 'postgresql.auto.conf'), 'a') as fh:
+        fh.write("restore_command = 'cp %s/%%f %%p'\nrecovery_target_time = '%s'\n"
+                 "recovery_target_action = 'promote'\n" % (archive, target_text))
+    open(os.path.join(copy, 'recovery.signal'), 'w').close()
+    restored = local_pg.start(copy, _free_port(), '-c archive_mode=off')
+
+    def pitr():
+        out = tmp_path / 'pitr.json'
+        rc = subprocess.run([sys.executable, PROBE_PATH, 'pitr', '--log', log, '--dsn', restored, '--target', target_text,
+                             '--wait', '15', '--json', str(out)], capture_output=True, text=True, timeout=30, check=False)
+        res = json.loads(rc.stdout)
+        assert res == json.loads(out.read_text())
+        return rc.returncode, res
+    # pitr waits (--wait) while the copy is still recovering: it reads the promoted server only
+    code, res = pitr()
+    assert code == 0, res
+    assert res['before_acked'] > 5 and res['after_begun'] > 5
+    assert (res['before_missing'], res['after_present'], res['target']) == (0, 0, target_text)
+    before = max(a['id'] for a in attempts if a.get('ok') and a['t_end'] < target)
+    after = min(a['id'] for a in attempts if a['t_start'] > target)
+    run_id = probe.split_log(probe.read_jsonl(log))[0]['run_id']
+    _sql(restored, 'DELETE FROM probe_writes WHERE run_id = %s AND id = %s', (run_id, before))
+    _sql(restored, 'INSERT INTO probe_writes (run_id, id) VALUES (%s, %s)', (run_id, after))
+    code, res = pitr()
+    assert code == 1
+    assert (res['before_missing_ids'], res['after_present_ids'], res['ok']) == ([before], [after], False)
 
 
 # ---------------------------------------------------------------------------------------------
