@@ -88,7 +88,7 @@ artifact: venv
 # Stages that test nothing distro-specific enough to run twice run on one distro each (CI's
 # 60-minute budget on 2 cores); the others run every other stage. FAULT_DISTROS: crashes,
 # partitions, etcd loss (about 4 min); MATRIX_DISTROS: single-link cuts, frozen hosts (about
-# 7 min); BAD_INPUT_DISTROS: 27 refused inputs (about 6 min); BALANCER_DISTROS: faults of one
+# 7 min); BAD_INPUT_DISTROS: 34 refused inputs (about 6 min); BALANCER_DISTROS: faults of one
 # balancer under a probe through the client address (about 3 min); BENCH_DISTROS: one short bench.
 FAULT_DISTROS ?= 12
 MATRIX_DISTROS ?= 12

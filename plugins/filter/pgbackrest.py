@@ -201,7 +201,7 @@ def _time_plan(plan, backups, target, now, given):
     epoch = plan['target_epoch'] = moment.timestamp()
     if epoch > now:
         return ['recovery target time %s is in the future; the newest point the archive can reach is the last '
-                'archived WAL: give a past time, or target_type latest to replay all of it' % plan['target_text']]
+                'archived WAL: give a past time, or the restore type latest to replay all of it' % plan['target_text']]
     if not backups:
         return []
     oldest = backups[0]
@@ -248,7 +248,7 @@ def _lsn_plan(plan, backups, target, given, stanza):
 
 def _name_problems(target):
     if not target.strip():
-        return ['target_type name needs the restore point\'s name (as given to pg_create_restore_point()) in target']
+        return ['the restore type name needs the restore point\'s name (as given to pg_create_restore_point()) as the target']
     if any(c in target for c in '\'"\r\n'):
         return ['restore point name %r contains a quote or a line break; pgBackRest writes the name between quotes '
                 'into postgresql.auto.conf, where either would break the setting: give a name without them' % target]
@@ -285,7 +285,7 @@ def pgbackrest_restore_plan(info_text, stanza, target_type, target='', backup_se
     elif target_type == 'name':
         problems.extend(_name_problems(target))
     elif target:
-        problems.append('target_type %s takes no target (got %r): leave target empty, or use target_type time, lsn or '
+        problems.append('the restore type %s takes no target (got %r): leave the target empty, or use the restore type time, lsn or '
                         'name to stop earlier' % (target_type, target))
     if target_type in ('name', 'latest', 'immediate') and backups and not given:
         plan['backup_set'] = backups[-1]['label']

@@ -202,8 +202,8 @@ def test_latest_and_immediate_restore_the_newest(target_type):
 @pytest.mark.parametrize('target_type', ['latest', 'immediate'])
 def test_latest_and_immediate_take_no_target(target_type):
     p = plan(target_type, target='2026-12-01 10:15:00+00')
-    assert p['problems'] == ["target_type %s takes no target (got '2026-12-01 10:15:00+00'): leave target empty, or "
-                             "use target_type time, lsn or name to stop earlier" % target_type]
+    assert p['problems'] == ["the restore type %s takes no target (got '2026-12-01 10:15:00+00'): leave the target empty, or "
+                             "use the restore type time, lsn or name to stop earlier" % target_type]
     assert p['backup_set'] == ''
 
 
@@ -262,7 +262,7 @@ def test_time_target_refused(target, problem):
 def test_time_target_in_the_future():
     p = plan('time', '2026-12-02 10:15:01+00')
     assert p['problems'] == ['recovery target time 2026-12-02 10:15:01+00 is in the future; the newest point the '
-                             'archive can reach is the last archived WAL: give a past time, or target_type latest to '
+                             'archive can reach is the last archived WAL: give a past time, or the restore type latest to '
                              'replay all of it']
     assert p['backup_set'] == '' and p['target_epoch'] == NOW + 1
     # the same moment in another offset
@@ -293,7 +293,7 @@ def test_time_target_without_backups_is_checked_too():
     p = plan('time', '2026-12-03 10:15:00+00', text=info(backups=[], code=2, message='no valid backups'))
     assert p['problems'] == ['nothing can be restored: stanza pgha has no backup yet: run playbooks/backup.yml',
                              'recovery target time 2026-12-03 10:15:00+00 is in the future; the newest point the archive '
-                             'can reach is the last archived WAL: give a past time, or target_type latest to replay all '
+                             'can reach is the last archived WAL: give a past time, or the restore type latest to replay all '
                              'of it']
     assert (p['oldest'], p['newest'], p['backup_set']) == ('', '', '')
     assert plan('time', '2026-12-01 10:15:00+00', text='[]')['problems'] == [
@@ -353,7 +353,7 @@ def test_name_target():
 
 
 @pytest.mark.parametrize('target, problem', [
-    ('', "target_type name needs the restore point's name (as given to pg_create_restore_point()) in target"),
+    ('', "the restore type name needs the restore point's name (as given to pg_create_restore_point()) as the target"),
     ("it's", "restore point name \"it's\" contains a quote or a line break; pgBackRest writes the name between quotes "
              "into postgresql.auto.conf, where either would break the setting: give a name without them"),
     ('a"b', 'restore point name \'a"b\' contains a quote or a line break'),
