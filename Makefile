@@ -89,12 +89,14 @@ artifact: venv
 # 60-minute budget on 2 cores); the others run every other stage. FAULT_DISTROS: crashes,
 # partitions, etcd loss (about 4 min); MATRIX_DISTROS: single-link cuts, frozen hosts (about
 # 7 min); BAD_INPUT_DISTROS: 34 refused inputs (about 6 min); BALANCER_DISTROS: faults of one
-# balancer under a probe through the client address (about 3 min); BENCH_DISTROS: one short bench.
+# balancer under a probe through the client address (about 3 min); BENCH_DISTROS: one short bench;
+# BACKUP_DISTROS: backup, point-in-time restore, repository outage (about 3.5 min).
 FAULT_DISTROS ?= 12
 MATRIX_DISTROS ?= 12
 BAD_INPUT_DISTROS ?= 13
 BALANCER_DISTROS ?= 13
 BENCH_DISTROS ?= 13
+BACKUP_DISTROS ?= 12
 # stage_<name>.yml when distro $(1) is in $(2), else the stand-in that says it did not run.
 stage_or_skip = $(if $(filter $(1),$(2)),$(3),stage_not_selected.yml)
 # Each log line prefixed with the wall-clock time and the seconds since the start ("12:03:07 +0412"),
@@ -120,11 +122,13 @@ $(MOLECULE_TARGETS): molecule-%: venv
 	PGHA_STAGE_BAD_INPUTS=$(call stage_or_skip,$*,$(BAD_INPUT_DISTROS),stage_bad_inputs.yml) \
 	PGHA_STAGE_BALANCERS=$(call stage_or_skip,$*,$(BALANCER_DISTROS),stage_balancers.yml) \
 	PGHA_STAGE_BENCH=$(call stage_or_skip,$*,$(BENCH_DISTROS),stage_bench.yml) \
+	PGHA_STAGE_BACKUP=$(call stage_or_skip,$*,$(BACKUP_DISTROS),stage_backup.yml) \
 	PGHA_STAGES_NOT_SELECTED="$(strip $(if $(filter $*,$(FAULT_DISTROS)),,stage_faults.yml) \
 	  $(if $(filter $*,$(MATRIX_DISTROS)),,stage_fault_matrix.yml) \
 	  $(if $(filter $*,$(BAD_INPUT_DISTROS)),,stage_bad_inputs.yml) \
 	  $(if $(filter $*,$(BALANCER_DISTROS)),,stage_balancers.yml) \
-	  $(if $(filter $*,$(BENCH_DISTROS)),,stage_bench.yml))" \
+	  $(if $(filter $*,$(BENCH_DISTROS)),,stage_bench.yml) \
+	  $(if $(filter $*,$(BACKUP_DISTROS)),,stage_backup.yml))" \
 	timeout --kill-after=30 2700 molecule test --all 2>&1 | $(STAMP) | tee .lab/molecule-$*.log \
 	  || { echo $$? > .lab/molecule-$*.failed; }
 	@# Where the time went: each Molecule action with its wall-clock duration.
