@@ -96,7 +96,7 @@ MATRIX_DISTROS ?= 12
 BAD_INPUT_DISTROS ?= 13
 BALANCER_DISTROS ?= 13
 BENCH_DISTROS ?= 13
-BACKUP_DISTROS ?= 12
+BACKUP_DISTROS ?= 13
 # stage_<name>.yml when distro $(1) is in $(2), else the stand-in that says it did not run.
 stage_or_skip = $(if $(filter $(1),$(2)),$(3),stage_not_selected.yml)
 # Each log line prefixed with the wall-clock time and the seconds since the start ("12:03:07 +0412"),

@@ -149,12 +149,20 @@ def _archiver(row):
     return row
 
 
+def _number(value):
+    """A number from PostgreSQL's answer, or None."""
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
 def _answered(archiver):
     """Whether the leader's pg_stat_archiver row came (it is {} without a leader or when PostgreSQL did not answer)."""
     return any(k not in ('lag_segments', 'failing') for k in archiver)
 
 
-def _backup_section(backup, max_backup_age_hours, max_archive_lag_segments):
+def _backup_section(backup, max_backup_age_hours, max_archive_lag_segments, max_archive_wait_seconds):
     """The report's backup section, or None without a backup group."""
     if not backup:
         return None
@@ -168,7 +176,8 @@ def _backup_section(backup, max_backup_age_hours, max_archive_lag_segments):
             'info_error': _text(backup.get('info_error') or ''),
             'archiver': _archiver(backup.get('archiver')),
             'thresholds': {'max_backup_age_hours': max_backup_age_hours,
-                           'max_archive_lag_segments': max_archive_lag_segments}}
+                           'max_archive_lag_segments': max_archive_lag_segments,
+                           'max_archive_wait_seconds': max_archive_wait_seconds}}
 
 
 def _backup_violations(section, host, limits_text):
@@ -195,6 +204,14 @@ def _backup_violations(section, host, limits_text):
     lag = archiver['lag_segments']
     if lag is not None and lag > section['thresholds']['max_archive_lag_segments']:
         v.append('WAL archiving on %s is %s segments behind (> %s)' % (host, lag, limits_text[3]))
+    # A repository host that stopped answering without refusing (frozen, a stalled network) leaves
+    # archive-push waiting: nothing fails, so failed_count says nothing. A complete segment waiting
+    # while nothing was archived for longer than the limit says it.
+    waited = _number(archiver.get('archived_seconds_ago'))
+    if (not archiver['failing'] and lag is not None and lag >= 1 and waited is not None
+            and waited > section['thresholds']['max_archive_wait_seconds']):
+        v.append('WAL archiving on %s is stuck: %s complete segment(s) wait and nothing was archived for %d s (> %s s)'
+                 % (host, lag, waited, limits_text[4]))
     return v
 
 
@@ -264,8 +281,9 @@ def status_lines(report, member_host, json_path):
             ' pending_restart' if m.get('pending_restart') else ''))
     thresholds = 'thresholds: lag <= %s B and <= %s s' % (r['thresholds']['max_lag_bytes'], r['thresholds']['max_lag_seconds'])
     if r['backup']:
-        thresholds += (', newest backup <= %s h, archive lag <= %s segments'
-                       % (r['thresholds']['max_backup_age_hours'], r['thresholds']['max_archive_lag_segments']))
+        thresholds += (', newest backup <= %s h, archive lag <= %s segments, archive wait <= %s s'
+                       % (r['thresholds']['max_backup_age_hours'], r['thresholds']['max_archive_lag_segments'],
+                          r['thresholds']['max_archive_wait_seconds']))
     lines.append(thresholds)
     lines.append('etcd: ' + (', '.join('%s healthy=%s' % (e.get('endpoint', '?'), e.get('health', False))
                                        for e in r['etcd']['health']) or 'no answer'))
@@ -295,7 +313,7 @@ def status_lines(report, member_host, json_path):
 def status_report(cluster, postgresql=None, etcd=None, haproxy=None, pgbouncer=None, member_host=None,
                   host_address=None, balancers=None, balancer_vars=None, etcd_members=0,
                   max_lag_bytes=10485760, max_lag_seconds=5, time=None, json_path='', backup=None,
-                  max_backup_age_hours=48, max_archive_lag_segments=16):
+                  max_backup_age_hours=48, max_archive_lag_segments=16, max_archive_wait_seconds=300):
     """Return {'report': the JSON document, 'lines': what to print}. See status_report.yml."""
     cluster = cluster if isinstance(cluster, dict) else {}
     postgresql = dict(postgresql or {})
@@ -306,13 +324,15 @@ def status_report(cluster, postgresql=None, etcd=None, haproxy=None, pgbouncer=N
     haproxy = dict(haproxy or {})
     etcd = list(etcd or []) if is_sequence(etcd) else []
     # The messages quote the limits as the operator gave them (5, not 5.0).
-    limits_text = (_text(max_lag_bytes), _text(max_lag_seconds), _text(max_backup_age_hours), _text(max_archive_lag_segments))
+    limits_text = (_text(max_lag_bytes), _text(max_lag_seconds), _text(max_backup_age_hours), _text(max_archive_lag_segments),
+                   _text(max_archive_wait_seconds))
     try:
         max_lag_bytes = int(max_lag_bytes)
         max_lag_seconds = float(max_lag_seconds)
         etcd_members = int(etcd_members)
         max_backup_age_hours = float(max_backup_age_hours)
         max_archive_lag_segments = int(max_archive_lag_segments)
+        max_archive_wait_seconds = float(max_archive_wait_seconds)
     except (TypeError, ValueError) as e:
         raise AnsibleFilterError('status_report: thresholds must be numbers: %s' % e)
 
@@ -332,7 +352,7 @@ def status_report(cluster, postgresql=None, etcd=None, haproxy=None, pgbouncer=N
                        if row.get('backend') == 'postgres_write' and str(row.get('status', '')).startswith('UP')]
     violations = _violations(cluster, members, member_host, replicas, postgresql, etcd_health, etcd_members,
                              write_up, leader_host, pools, vip, vip_holders, max_lag_bytes, max_lag_seconds, limits_text)
-    backup_section = _backup_section(backup, max_backup_age_hours, max_archive_lag_segments)
+    backup_section = _backup_section(backup, max_backup_age_hours, max_archive_lag_segments, max_archive_wait_seconds)
     thresholds = {'max_lag_bytes': max_lag_bytes, 'max_lag_seconds': max_lag_seconds}
     if backup_section:
         violations.extend(_backup_violations(backup_section, leader_host or leader or 'the leader', limits_text))

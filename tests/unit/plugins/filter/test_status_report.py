@@ -187,7 +187,7 @@ NOW = 1796213703
 ARCHIVER = {'archived_count': 120, 'last_archived_wal': '0000000400000000000000A0',
             'last_archived_time': '2026-12-02 12:14:00.123456+00', 'failed_count': 0, 'last_failed_wal': None,
             'last_failed_time': None, 'current_wal': '0000000400000000000000A1', 'wal_segment_size': 16777216,
-            'archive_mode': 'on'}
+            'archive_mode': 'on', 'archived_seconds_ago': 12.5}
 
 
 def pgbackrest_info(*backups, **status):
@@ -222,18 +222,19 @@ def test_backup_section_of_a_healthy_cluster():
     r = out['report']
     assert r['ok'] and r['violations'] == []
     assert out['lines'][4:8] == [
-        'thresholds: lag <= 10485760 B and <= 5.0 s, newest backup <= 48.0 h, archive lag <= 16 segments',
+        'thresholds: lag <= 10485760 B and <= 5.0 s, newest backup <= 48.0 h, archive lag <= 16 segments, archive wait <= 300.0 s',
         'etcd: a healthy=True, b healthy=True, c healthy=True',
         'backup: last full %s (26.0 h ago), last diff %s (2.0 h ago)' % (FULL, DIFF),
         'archive: last archived 0000000400000000000000A0 at 2026-12-02 12:14:00.123456+00, failed_count 0, '
         'lag 0 segments']
     assert out['lines'][8].startswith('haproxy ')
     assert r['thresholds'] == {'max_lag_bytes': 10485760, 'max_lag_seconds': 5.0, 'max_backup_age_hours': 48.0,
-                               'max_archive_lag_segments': 16}
+                               'max_archive_lag_segments': 16, 'max_archive_wait_seconds': 300.0}
     assert list(r['backup']) == ['summary', 'info_error', 'archiver', 'thresholds']
     assert r['backup']['summary']['ok'] and r['backup']['summary']['newest']['label'] == DIFF
     assert r['backup']['archiver'] == dict(ARCHIVER, lag_segments=0, failing=False)
-    assert r['backup']['thresholds'] == {'max_backup_age_hours': 48.0, 'max_archive_lag_segments': 16}
+    assert r['backup']['thresholds'] == {'max_backup_age_hours': 48.0, 'max_archive_lag_segments': 16,
+                                         'max_archive_wait_seconds': 300.0}
 
 
 def test_no_backup_group_changes_nothing():
@@ -389,3 +390,34 @@ def test_backup_bad_input_refused():
         status_report(CLUSTER, max_backup_age_hours='two days')
     with pytest.raises(AnsibleFilterError, match='thresholds must be numbers'):
         status_report(CLUSTER, max_archive_lag_segments=None)
+
+
+@pytest.mark.parametrize('archiver, stuck', [
+    # a complete segment waits and nothing was archived for 10 minutes: a repository that hangs
+    ({'current_wal': '0000000400000000000000A3', 'archived_seconds_ago': 600.0}, True),
+    # the same wait with nothing complete to archive (an idle cluster): fine
+    ({'current_wal': '0000000400000000000000A1', 'archived_seconds_ago': 600.0}, False),
+    # a segment waits, but the last archive was 12 s ago: it is on its way
+    ({'current_wal': '0000000400000000000000A3', 'archived_seconds_ago': 12.0}, False),
+    # failing already says it: not reported twice
+    ({'current_wal': '0000000400000000000000A3', 'archived_seconds_ago': 600.0, 'failed_count': 3,
+      'last_failed_time': '2026-12-02 12:20:00+00'}, False),
+    # nothing archived yet, or no answer: no verdict
+    ({'current_wal': '0000000400000000000000A3', 'archived_seconds_ago': None}, False),
+    ({'current_wal': '0000000400000000000000A3', 'archived_seconds_ago': 'soon'}, False),
+])
+def test_archive_stuck(archiver, stuck):
+    v = backup_violations(archiver=archiver)
+    found = [x for x in v if 'is stuck' in x]
+    assert bool(found) == stuck
+    if stuck:
+        assert found == ['WAL archiving on pg1 is stuck: 2 complete segment(s) wait and nothing was archived for 600 s (> 300 s)']
+
+
+def test_archive_stuck_threshold_as_given():
+    v = backup_violations(archiver={'current_wal': '0000000400000000000000A3', 'archived_seconds_ago': 61},
+                          max_archive_wait_seconds='60')
+    assert v == ['WAL archiving on pg1 is stuck: 2 complete segment(s) wait and nothing was archived for 61 s (> 60 s)']
+    with pytest.raises(AnsibleFilterError, match='thresholds must be numbers'):
+        backup_violations(max_archive_wait_seconds='five minutes')
+
