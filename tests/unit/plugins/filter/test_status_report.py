@@ -420,4 +420,3 @@ def test_archive_stuck_threshold_as_given():
     assert v == ['WAL archiving on pg1 is stuck: 2 complete segment(s) wait and nothing was archived for 61 s (> 60 s)']
     with pytest.raises(AnsibleFilterError, match='thresholds must be numbers'):
         backup_violations(max_archive_wait_seconds='five minutes')
-
