@@ -7,6 +7,10 @@ VENV        := .venv
 BIN         := $(CURDIR)/$(VENV)/bin
 PYTHON      := python3
 LAB_DISTRO  ?= 12
+# LAB_CONNECTION=ssh: provision and query the lab over SSH as the deploy user with become
+# (inventories/lab-ssh) instead of docker exec as root (inventories/lab).
+LAB_CONNECTION ?= docker
+LAB_INVENTORY := inventories/$(if $(filter ssh,$(LAB_CONNECTION)),lab-ssh,lab)
 DISTROS     ?= 12 13
 COLLECTION_LINK := .collections/ansible_collections/pgha/cluster
 
@@ -26,7 +30,8 @@ endif
         lint sanity unit artifact molecule molecule-12 molecule-13 test bench bench-short bench-backup clean
 
 help:
-	@echo "make lab          build what is needed, bring up the Docker lab and provision it (LAB_DISTRO=12|13)"
+	@echo "make lab          build what is needed, bring up the Docker lab and provision it (LAB_DISTRO=12|13,"
+	@echo "                  LAB_CONNECTION=docker|ssh)"
 	@echo "make test         lint + sanity + unit tests + artifact + Molecule on Debian 12 and 13"
 	@echo "make lab-status   print the lab's cluster state"
 	@echo "make lab-destroy  remove the lab's containers and network"
@@ -61,11 +66,11 @@ lab-up: venv
 	ansible-playbook lab/create.yml
 
 lab: lab-up
-	ansible-playbook -i inventories/lab site.yml
+	ansible-playbook -i $(LAB_INVENTORY) site.yml
 	$(MAKE) --no-print-directory lab-status
 
 lab-status: venv
-	ansible-playbook -i inventories/lab playbooks/status.yml
+	ansible-playbook -i $(LAB_INVENTORY) playbooks/status.yml
 
 lab-destroy: venv docker
 	ansible-playbook lab/destroy.yml
@@ -90,13 +95,15 @@ artifact: venv
 # partitions, etcd loss (about 4 min); MATRIX_DISTROS: single-link cuts, frozen hosts (about
 # 7 min); BAD_INPUT_DISTROS: 34 refused inputs (about 6 min); BALANCER_DISTROS: faults of one
 # balancer under a probe through the client address (about 3 min); BENCH_DISTROS: one short bench;
-# BACKUP_DISTROS: backup, point-in-time restore, repository outage (about 3.5 min).
+# BACKUP_DISTROS: backup, point-in-time restore, repository outage (about 3.5 min);
+# INSTALLED_DISTROS: the installed tarball by FQCN over SSH with become (about 2 min).
 FAULT_DISTROS ?= 12
 MATRIX_DISTROS ?= 12
 BAD_INPUT_DISTROS ?= 13
 BALANCER_DISTROS ?= 13
 BENCH_DISTROS ?= 13
 BACKUP_DISTROS ?= 13
+INSTALLED_DISTROS ?= 12
 # stage_<name>.yml when distro $(1) is in $(2), else the stand-in that says it did not run.
 stage_or_skip = $(if $(filter $(1),$(2)),$(3),stage_not_selected.yml)
 # Each log line prefixed with the wall-clock time and the seconds since the start ("12:03:07 +0412"),
@@ -123,12 +130,14 @@ $(MOLECULE_TARGETS): molecule-%: venv
 	PGHA_STAGE_BALANCERS=$(call stage_or_skip,$*,$(BALANCER_DISTROS),stage_balancers.yml) \
 	PGHA_STAGE_BENCH=$(call stage_or_skip,$*,$(BENCH_DISTROS),stage_bench.yml) \
 	PGHA_STAGE_BACKUP=$(call stage_or_skip,$*,$(BACKUP_DISTROS),stage_backup.yml) \
+	PGHA_STAGE_INSTALLED=$(call stage_or_skip,$*,$(INSTALLED_DISTROS),stage_installed.yml) \
 	PGHA_STAGES_NOT_SELECTED="$(strip $(if $(filter $*,$(FAULT_DISTROS)),,stage_faults.yml) \
 	  $(if $(filter $*,$(MATRIX_DISTROS)),,stage_fault_matrix.yml) \
 	  $(if $(filter $*,$(BAD_INPUT_DISTROS)),,stage_bad_inputs.yml) \
 	  $(if $(filter $*,$(BALANCER_DISTROS)),,stage_balancers.yml) \
 	  $(if $(filter $*,$(BENCH_DISTROS)),,stage_bench.yml) \
-	  $(if $(filter $*,$(BACKUP_DISTROS)),,stage_backup.yml))" \
+	  $(if $(filter $*,$(BACKUP_DISTROS)),,stage_backup.yml) \
+	  $(if $(filter $*,$(INSTALLED_DISTROS)),,stage_installed.yml))" \
 	timeout --kill-after=30 2700 molecule test --all 2>&1 | $(STAMP) | tee .lab/molecule-$*.log \
 	  || { echo $$? > .lab/molecule-$*.failed; }
 	@# Where the time went: each Molecule action with its wall-clock duration.

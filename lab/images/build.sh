@@ -11,7 +11,8 @@ case "$distro" in
   *) echo "unsupported Debian release '$distro' (use 12 or 13)" >&2; exit 2 ;;
 esac
 image="pgha/debian:$distro"
-packages="systemd,systemd-sysv,python3,ca-certificates,sudo,iproute2,procps"
+# openssh-server: the lab hosts are reachable over SSH as real hosts are (LAB_CONNECTION=ssh).
+packages="systemd,systemd-sysv,python3,ca-certificates,sudo,iproute2,procps,openssh-server"
 
 # The mirror is whatever this machine's apt uses (deb822 .sources or one-line .list files).
 apt_uris() {
@@ -66,6 +67,17 @@ for unit in getty.target console-getty.service systemd-firstboot.service \
     systemd-modules-load.service apt-daily.timer apt-daily-upgrade.timer; do
   ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
+# Every container makes its own SSH host keys when sshd first starts (debootstrap made one set,
+# which every container of the image would otherwise share); the drop-in keeps Debian's check
+# of the configuration after the keys exist.
+rm -f "$root"/etc/ssh/ssh_host_*
+mkdir -p "$root/etc/systemd/system/ssh.service.d"
+cat >"$root/etc/systemd/system/ssh.service.d/host-keys.conf" <<'UNIT'
+[Service]
+ExecStartPre=
+ExecStartPre=/usr/bin/ssh-keygen -A
+ExecStartPre=/usr/sbin/sshd -t
+UNIT
 : >"$root/etc/machine-id"
 chroot "$root" apt-get clean
 rm -rf "$root"/var/lib/apt/lists/* "$root"/usr/share/doc/* "$root"/usr/share/man/*

@@ -35,7 +35,7 @@ TIMEOUT = 180
 
 # Paths only a checkout uses (issue 19): none of them may be in the tarball.
 CHECKOUT_ONLY = (
-    'molecule/', '.config/', 'bench/', 'lab/', 'inventories/lab/', 'tests/', '.ci/',
+    'molecule/', '.config/', 'bench/', 'lab/', 'inventories/lab/', 'inventories/lab-ssh/', 'tests/', '.ci/',
     '.ansible-lint', '.yamllint', '.gitignore', 'Makefile', 'requirements.in', 'requirements.txt',
     'ansible.cfg', 'pytest.ini', 'site.yml', '.venv/', '.collections/', '.lab/', '.cache/',
     'changelogs/.plugin-cache.yaml', 'changelogs/fragments/',
@@ -48,7 +48,7 @@ SHIPPED_TOP = (
 )
 REQUIRED = (
     'COPYING', 'meta/runtime.yml', 'README.md', 'CHANGELOG.rst', 'changelogs/changelog.yaml',
-    'changelogs/config.yaml', 'playbooks/site.yml',
+    'changelogs/config.yaml', 'playbooks/site.yml', 'inventories/example/ansible.cfg',
 )
 CORE = {'ansible.builtin', 'ansible.legacy'}
 SELF = 'pgha.cluster'
@@ -270,3 +270,32 @@ def test_changelog_lint():
                     '`make sanity` runs its lint as the changelog test')
     run([tool, 'lint'], cwd=REPO, env=clean_env())
     run([tool, 'lint-changelog-yaml', os.path.join('changelogs', 'changelog.yaml')], cwd=REPO, env=clean_env())
+
+
+def _groups(node, parent='all'):
+    """{group: (children, hosts)} of a YAML inventory, hosts without their variables."""
+    found = {parent: (sorted((node or {}).get('children') or {}), sorted((node or {}).get('hosts') or {}))}
+    for name, child in ((node or {}).get('children') or {}).items():
+        found.update(_groups(child, name))
+    return found
+
+
+def test_lab_ssh_inventory_has_the_example_shape():
+    """The SSH lab (Molecule's installed-collection stage) is reached as the example tells users to
+    reach their hosts: the same groups, the same connection variables; only names, addresses and the
+    lab's own key and host-key settings differ."""
+    def load(path):
+        with open(os.path.join(REPO, 'inventories', path, 'hosts.yml'), encoding='utf-8') as handle:
+            return yaml.safe_load(handle)['all']
+    example, lab = load('example'), load('lab-ssh')
+    rename = {'db1': 'pg1', 'db2': 'pg2', 'db3': 'pg3'}
+    expected = {g: (c, sorted(rename.get(h, h) for h in hosts)) for g, (c, hosts) in _groups(example).items()}
+    assert _groups(lab) == expected
+    lab_only = {'ansible_ssh_private_key_file', 'ansible_ssh_common_args', 'lab_address_prefix'}
+    assert {k: v for k, v in lab['vars'].items() if k not in lab_only} == example['vars']
+    # The lab's cluster settings, file by file (ansible-test refuses links to directories).
+    lab_vars = os.path.join(REPO, 'inventories', 'lab', 'group_vars')
+    ssh_vars = os.path.join(REPO, 'inventories', 'lab-ssh', 'group_vars')
+    assert sorted(os.listdir(ssh_vars)) == sorted(os.listdir(lab_vars))
+    for name in os.listdir(ssh_vars):
+        assert os.path.realpath(os.path.join(ssh_vars, name)) == os.path.join(lab_vars, name), name
