@@ -27,7 +27,8 @@ export ANSIBLE_CALLBACKS_ENABLED := ansible.posix.timer,ansible.posix.profile_ta
 endif
 
 .PHONY: help venv docker images lab lab-up lab-status lab-destroy docker-stop \
-        lint sanity unit artifact molecule molecule-12 molecule-13 test bench bench-short bench-backup clean
+        lint sanity unit artifact molecule molecule-12 molecule-13 test bench bench-short bench-backup \
+        bench-converge clean
 
 help:
 	@echo "make lab          build what is needed, bring up the Docker lab and provision it (LAB_DISTRO=12|13,"
@@ -38,6 +39,7 @@ help:
 	@echo "make docker-stop  stop the dockerd this project started (if it started one)"
 	@echo "make bench        measure failover and switchover on the lab (BENCH_ARGS='--trials 5')"
 	@echo "make bench-backup measure backup and restore on the lab; the restore REPLACES its data (BENCH_BACKUP_ARGS='--no-restore')"
+	@echo "make bench-converge time idempotent re-runs of site.yml on the lab, docker exec and SSH (BENCH_CONVERGE_ARGS='--runs 5')"
 
 # --- tooling -----------------------------------------------------------------------------
 $(VENV)/.installed: requirements.txt
@@ -192,6 +194,12 @@ bench-short: venv
 BENCH_BACKUP_ARGS ?=
 bench-backup: venv
 	python bench/backup.py $(BENCH_BACKUP_ARGS)
+
+# Idempotent re-runs of site.yml on the converged lab, docker exec and SSH taking turns (medians,
+# the ratio, the controller's and the machine's CPU).
+BENCH_CONVERGE_ARGS ?=
+bench-converge: venv
+	python bench/converge.py $(BENCH_CONVERGE_ARGS)
 
 clean: lab-destroy
 	rm -rf $(VENV) .collections .pytest_cache
