@@ -79,8 +79,8 @@ def format_table(results):
     lines = ['%-7s %4s %9s %15s %12s' % ('conn', 'runs', 'median_s', 'controller_cpu_s', 'machine_cpu_s')]
     for conn, s in sorted(results['summary'].items()):
         if isinstance(s, dict):
-            lines.append('%-7s %4d %9.1f %15.1f %12.1f' % (conn, s['runs'], s['seconds'], s['controller_cpu_s'],
-                                                          s['machine_cpu_s']))
+            figures = (conn, s['runs'], s['seconds'], s['controller_cpu_s'], s['machine_cpu_s'])
+            lines.append('%-7s %4d %9.1f %15.1f %12.1f' % figures)
     if 'ratio_ssh_docker' in results['summary']:
         lines.append('ssh/docker: %.2f' % results['summary']['ratio_ssh_docker'])
     return '\n'.join(lines)
@@ -124,7 +124,7 @@ def one_run(conn, index, args, out_dir):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     p.add_argument('--runs', type=int, default=3, help='re-runs per connection (default 3)')
     p.add_argument('--connections', default='docker,ssh', help='comma-separated: docker, ssh (default both)')
     p.add_argument('--lab-name', default=os.environ.get('LAB_NAME') or 'pgha-lab')

@@ -122,6 +122,11 @@ def _segment_number(wal, segment_size):
         return None
 
 
+def _timeline(wal):
+    """The timeline of a WAL file name whose segment _segment_number could read."""
+    return int(_text(wal)[:8], 16)
+
+
 def _later(a, b):
     """Whether PostgreSQL text time stamp a is after b; by text when either cannot be read with its offset."""
     try:
@@ -138,8 +143,15 @@ def _archiver(row):
     size = _segment_size(row.get('wal_segment_size'))
     current = _segment_number(row.get('current_wal'), size)
     archived = _segment_number(row.get('last_archived_wal'), size)
+    # A new leader first archives what its pg_wal kept of older timelines without a .done mark (seen
+    # after a switchover: 000000010000000000000002 archived while the leader wrote on timeline 4),
+    # so a segment of an older timeline says nothing about how far behind it is: unknown until it
+    # reaches the current timeline. The stuck rule below still applies meanwhile.
+    row['older_timeline'] = bool(current is not None and archived is not None
+                                 and _timeline(row.get('last_archived_wal')) < _timeline(row.get('current_wal')))
     # the segment being written cannot be archived before it is full
-    row['lag_segments'] = max(current - archived - 1, 0) if current is not None and archived is not None else None
+    row['lag_segments'] = (max(current - archived - 1, 0)
+                           if current is not None and archived is not None and not row['older_timeline'] else None)
     try:
         failed = int(row.get('failed_count') or 0)
     except (TypeError, ValueError):
@@ -159,7 +171,7 @@ def _number(value):
 
 def _answered(archiver):
     """Whether the leader's pg_stat_archiver row came (it is {} without a leader or when PostgreSQL did not answer)."""
-    return any(k not in ('lag_segments', 'failing') for k in archiver)
+    return any(k not in ('lag_segments', 'failing', 'older_timeline') for k in archiver)
 
 
 def _backup_section(backup, max_backup_age_hours, max_archive_lag_segments, max_archive_wait_seconds):
@@ -208,10 +220,12 @@ def _backup_violations(section, host, limits_text):
     # archive-push waiting: nothing fails, so failed_count says nothing. A complete segment waiting
     # while nothing was archived for longer than the limit says it.
     waited = _number(archiver.get('archived_seconds_ago'))
-    if (not archiver['failing'] and lag is not None and lag >= 1 and waited is not None
-            and waited > section['thresholds']['max_archive_wait_seconds']):
-        v.append('WAL archiving on %s is stuck: %s complete segment(s) wait and nothing was archived for %d s (> %s s)'
-                 % (host, lag, waited, limits_text[4]))
+    if (not archiver['failing'] and ((lag is not None and lag >= 1) or archiver['older_timeline'])
+            and waited is not None and waited > section['thresholds']['max_archive_wait_seconds']):
+        v.append('WAL archiving on %s is stuck: %s and nothing was archived for %d s (> %s s)'
+                 % (host, '%s complete segment(s) wait' % lag if lag is not None
+                    else 'it was still archiving an older timeline (%s)' % archiver.get('last_archived_wal'),
+                    waited, limits_text[4]))
     return v
 
 
@@ -234,7 +248,8 @@ def _backup_lines(section):
     lag = archiver['lag_segments']
     lines.append('archive: last archived %s at %s, failed_count %s, lag %s%s' % (
         archiver.get('last_archived_wal') or 'none', archiver.get('last_archived_time') or 'never',
-        _text(archiver.get('failed_count')), 'unknown' if lag is None else '%s segments' % lag,
+        _text(archiver.get('failed_count')),
+        'unknown (older timeline)' if archiver['older_timeline'] else 'unknown' if lag is None else '%s segments' % lag,
         ' FAILING' if archiver['failing'] else ''))
     return lines
 

@@ -232,7 +232,7 @@ def test_backup_section_of_a_healthy_cluster():
                                'max_archive_lag_segments': 16, 'max_archive_wait_seconds': 300.0}
     assert list(r['backup']) == ['summary', 'info_error', 'archiver', 'thresholds']
     assert r['backup']['summary']['ok'] and r['backup']['summary']['newest']['label'] == DIFF
-    assert r['backup']['archiver'] == dict(ARCHIVER, lag_segments=0, failing=False)
+    assert r['backup']['archiver'] == dict(ARCHIVER, lag_segments=0, failing=False, older_timeline=False)
     assert r['backup']['thresholds'] == {'max_backup_age_hours': 48.0, 'max_archive_lag_segments': 16,
                                          'max_archive_wait_seconds': 300.0}
 
@@ -335,8 +335,8 @@ def test_archiving_behind():
     (16777216, '0000000100000000000000A0', '0000000100000000000000A0', 0),
     (16777216, '0000000100000000000000FE', '000000010000000100000001', 2),
     ('16MB', '0000000100000000000000FF', '000000010000000100000000', 0),
-    # the timeline does not count: a promotion carries on with the next segment
-    (16777216, '0000000300000002000000FF', '000000040000000300000005', 5),
+    # the same timeline (the current one): counted
+    (16777216, '0000000400000002000000FF', '000000040000000300000005', 5),
     # 64 MB: 64 segments per "log", so ...3F is the last of one
     (67108864, '00000001000000000000003F', '000000010000000100000000', 0),
     (67108864, '00000001000000000000003E', '000000010000000100000002', 3),
@@ -350,7 +350,11 @@ def test_archiving_behind():
     (16777216, 'not-a-wal-file', '000000010000000100000000', None),
     # a backup history file and a partial segment count as their segment; a timeline history file as none
     (16777216, '000000020000000000000009.00000028.backup', '00000002000000000000000A', 0),
-    (16777216, '000000010000000000000009.partial', '00000002000000000000000C', 2),
+    (16777216, '000000020000000000000009.partial', '00000002000000000000000C', 2),
+    # an older timeline than the current one: unknown (after a promotion, the new leader archives
+    # what it kept of older timelines first)
+    (16777216, '0000000300000002000000FF', '000000040000000300000005', None),
+    (16777216, '000000010000000000000009.partial', '00000002000000000000000C', None),
     (16777216, '00000002.history', '00000002000000000000000A', None),
     (16777216, '000000020000000000000009x', '00000002000000000000000A', None),
 ])
@@ -360,7 +364,28 @@ def test_archive_lag_segments(size, last, current, lag):
     out = status_report(cluster, **args)
     assert out['report']['backup']['archiver']['lag_segments'] == lag
     assert out['report']['violations'] == []
-    assert out['lines'][7].endswith('lag unknown' if lag is None else 'lag %s segments' % lag)
+    older = last is not None and current is not None and lag is None and last[:8] < current[:8]
+    assert out['lines'][7].endswith('lag unknown (older timeline)' if older
+                                    else 'lag unknown' if lag is None else 'lag %s segments' % lag)
+
+
+def test_archiving_an_older_timeline_after_a_switchover():
+    # seen in Molecule: the new leader (timeline 4) archived leftovers of timeline 1 first
+    catching_up = {'last_archived_wal': '000000010000000000000002', 'current_wal': '000000040000000000000014',
+                   'archived_seconds_ago': 18.8}
+    cluster, args = with_backup(archiver=catching_up)
+    out = status_report(cluster, **args)
+    assert out['report']['violations'] == []
+    assert out['report']['backup']['archiver']['older_timeline'] is True
+    assert out['report']['backup']['archiver']['lag_segments'] is None
+    assert out['lines'][7].endswith('lag unknown (older timeline)')
+    # but not for ever: nothing archived for longer than the wait is stuck
+    assert backup_violations(archiver=dict(catching_up, archived_seconds_ago=301)) == [
+        'WAL archiving on pg1 is stuck: it was still archiving an older timeline (000000010000000000000002) and '
+        'nothing was archived for 301 s (> 300 s)']
+    # on the current timeline the lag counts again
+    assert backup_violations(archiver=dict(catching_up, last_archived_wal='000000040000000000000002')) == [
+        'WAL archiving on pg1 is 17 segments behind (> 16)']
 
 
 def test_no_archiver_row():
@@ -369,7 +394,7 @@ def test_no_archiver_row():
     out = status_report(cluster, **args)
     assert out['report']['violations'] == []
     assert out['lines'][7] == 'archive: no answer from the leader'
-    assert out['report']['backup']['archiver'] == {'lag_segments': None, 'failing': False}
+    assert out['report']['backup']['archiver'] == {'lag_segments': None, 'failing': False, 'older_timeline': False}
 
 
 def test_backup_violations_come_last_and_name_the_leader_host():
